@@ -1,0 +1,88 @@
+/**
+ * The one place the environment is read. Every setting has a default that makes `npm start`
+ * work on a fresh machine; every default can be overridden. Bad values fail fast, naming the
+ * variable.
+ */
+import path from 'node:path';
+import { stateDir } from './paths';
+
+export interface Config {
+  /** Where embedded services keep their data. */
+  stateDir: string;
+  /** Set when PostgreSQL is external; unset means "start the embedded server". */
+  databaseUrl?: string;
+  embeddedPostgresPort?: number;
+  /** Set when Temporal is external; unset means "start the dev server" (npm start only). */
+  temporalAddress?: string;
+  temporalNamespace: string;
+  temporalDevPort: number;
+  temporalUiPort: number;
+  taskQueue: string;
+  apiPort: number;
+  apiHost: string;
+  logLevel: string;
+}
+
+export class ConfigError extends Error {
+  override name = 'ConfigError';
+}
+
+function port(env: NodeJS.ProcessEnv, name: string, fallback: number): number {
+  const raw = env[name];
+  if (raw === undefined || raw === '') return fallback;
+  const n = Number(raw);
+  if (!Number.isInteger(n) || n < 0 || n > 65535) {
+    throw new ConfigError(`${name} must be a TCP port number (0-65535), got "${raw}"`);
+  }
+  return n;
+}
+
+function optional(env: NodeJS.ProcessEnv, name: string): string | undefined {
+  const v = env[name];
+  return v === undefined || v.trim() === '' ? undefined : v.trim();
+}
+
+const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
+
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
+  const databaseUrl = optional(env, 'DATABASE_URL');
+  if (databaseUrl && !/^postgres(ql)?:\/\//.test(databaseUrl)) {
+    throw new ConfigError('DATABASE_URL must be a postgres:// or postgresql:// URL');
+  }
+  const logLevel = optional(env, 'LOG_LEVEL') ?? 'info';
+  if (!LOG_LEVELS.includes(logLevel)) {
+    throw new ConfigError(`LOG_LEVEL must be one of ${LOG_LEVELS.join(', ')}, got "${logLevel}"`);
+  }
+  const temporalDevPort = port(env, 'TEMPORAL_DEV_PORT', 7233);
+  return {
+    stateDir: stateDir(env),
+    databaseUrl,
+    embeddedPostgresPort: env.EMBEDDED_PG_PORT ? port(env, 'EMBEDDED_PG_PORT', 0) : undefined,
+    temporalAddress: optional(env, 'TEMPORAL_ADDRESS'),
+    temporalNamespace: optional(env, 'TEMPORAL_NAMESPACE') ?? 'default',
+    temporalDevPort,
+    temporalUiPort: port(env, 'TEMPORAL_UI_PORT', 8233),
+    taskQueue: optional(env, 'TEMPORAL_TASK_QUEUE') ?? 'closeloop',
+    apiPort: port(env, 'PORT', 3000),
+    apiHost: optional(env, 'HOST') ?? '127.0.0.1',
+    logLevel,
+  };
+}
+
+/** For `npm run worker` / `npm run api`: production processes never start embedded services. */
+export function requireExternal(config: Config, names: Array<'DATABASE_URL' | 'TEMPORAL_ADDRESS'>): void {
+  const missing = names.filter((n) => (n === 'DATABASE_URL' ? !config.databaseUrl : !config.temporalAddress));
+  if (missing.length > 0) {
+    throw new ConfigError(
+      `${missing.join(' and ')} must be set for this process (use \`npm start\` to run everything on embedded defaults)`,
+    );
+  }
+}
+
+export const pathsFor = (config: Config) => ({
+  postgresData: path.join(config.stateDir, 'postgres'),
+  temporalDb: path.join(config.stateDir, 'temporal.sqlite'),
+  devApiKey: path.join(config.stateDir, 'dev-api-key'),
+  /** Written while `npm start` runs, so scripts can reach its embedded database. */
+  runtime: path.join(config.stateDir, 'runtime.json'),
+});

@@ -1,0 +1,30 @@
+/**
+ * `npm run worker`: the worker alone, against external services (TEMPORAL_ADDRESS,
+ * TEMPORAL_NAMESPACE, DATABASE_URL). Stops cleanly on SIGINT/SIGTERM.
+ */
+import { loadConfig, requireExternal } from '../infra/config';
+import { createDb, migrateLatest } from '../infra/db';
+import { createLogger } from '../infra/logger';
+import { connectWorker } from '../infra/temporal';
+import { createWorker } from './worker';
+
+async function main(): Promise<void> {
+  const config = loadConfig();
+  requireExternal(config, ['DATABASE_URL', 'TEMPORAL_ADDRESS']);
+  const log = createLogger(config.logLevel, 'closeloop-worker');
+  const db = createDb(config.databaseUrl!);
+  if (process.env.MIGRATE_ON_START !== '0') await migrateLatest(db);
+  const connection = await connectWorker({ address: config.temporalAddress!, namespace: config.temporalNamespace });
+  const worker = await createWorker({ connection, namespace: config.temporalNamespace, taskQueue: config.taskQueue, db });
+  log.info({ taskQueue: config.taskQueue, namespace: config.temporalNamespace }, 'worker started');
+  // Worker.run() shuts down on SIGINT/SIGTERM by default (the SDK's shutdownSignals).
+  await worker.run();
+  await connection.close();
+  await db.destroy();
+  log.info('worker stopped');
+}
+
+main().catch((err) => {
+  console.error(err instanceof Error ? err.message : err);
+  process.exit(1);
+});
