@@ -1,0 +1,37 @@
+/**
+ * Mocha global fixture: one real PostgreSQL for the whole run (embedded in a temporary folder,
+ * or TEST_DATABASE_URL), migrated once. Suites read its URL from `testDatabaseUrl()`.
+ */
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { Runtime, DefaultLogger } from '@temporalio/worker';
+import { createDb, migrateLatest } from '../../infra/db';
+import { EmbeddedPostgresHandle, startEmbeddedPostgres } from '../../infra/postgres';
+
+let pg: EmbeddedPostgresHandle | undefined;
+let tmp: string | undefined;
+
+export async function mochaGlobalSetup(): Promise<void> {
+  Runtime.install({ logger: new DefaultLogger('WARN') });
+  let url = process.env.TEST_DATABASE_URL;
+  if (!url) {
+    process.stdout.write('  starting embedded PostgreSQL for the tests…\n');
+    tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'closeloop-test-'));
+    fs.chmodSync(tmp, 0o755);
+    pg = await startEmbeddedPostgres({ dataDir: path.join(tmp, 'pg'), database: 'closeloop_test' });
+    url = pg.url;
+  }
+  const db = createDb(url);
+  try {
+    await migrateLatest(db);
+  } finally {
+    await db.destroy();
+  }
+  process.env.CLOSELOOP_TEST_DATABASE_URL = url;
+}
+
+export async function mochaGlobalTeardown(): Promise<void> {
+  await pg?.stop();
+  if (tmp) fs.rmSync(tmp, { recursive: true, force: true });
+}

@@ -1,0 +1,49 @@
+/** Shared test wiring: the test database, the real workflow bundle, real Temporal servers. */
+import { TestWorkflowEnvironment } from '@temporalio/testing';
+import { bundleWorkflowCode, WorkflowBundleWithSourceMap } from '@temporalio/worker';
+import { createDb, Db } from '../../infra/db';
+import { ensureSearchAttributes } from '../../infra/search-attributes';
+import { locateBinary, sdkExecutable, TEMPORAL_CLI, TEMPORAL_TEST_SERVER } from '../../infra/temporal-binaries';
+import { WORKFLOWS_PATH } from '../../workers/worker';
+import { SEARCH_ATTRIBUTE_KEYS } from '../../workflows/shared';
+
+export function testDb(): Db {
+  const url = process.env.CLOSELOOP_TEST_DATABASE_URL;
+  if (!url) throw new Error('CLOSELOOP_TEST_DATABASE_URL is not set: run the tests through mocha with .mocharc.json');
+  return createDb(url, { poolMax: 5 });
+}
+
+let bundle: Promise<WorkflowBundleWithSourceMap> | undefined;
+
+/** The same bundle the worker runs in production, built once per test run. */
+export function workflowBundle(): Promise<WorkflowBundleWithSourceMap> {
+  bundle ??= bundleWorkflowCode({ workflowsPath: WORKFLOWS_PATH, logger: quietBundlerLogger });
+  return bundle;
+}
+
+const noop = () => undefined;
+const quietBundlerLogger = { trace: noop, debug: noop, info: noop, warn: noop, error: console.error, log: noop };
+
+export async function timeSkippingEnvironment(): Promise<TestWorkflowEnvironment> {
+  const env = await TestWorkflowEnvironment.createTimeSkipping({
+    server: { executable: sdkExecutable(locateBinary(TEMPORAL_TEST_SERVER)) },
+  });
+  await ensureSearchAttributes(env.connection, env.namespace ?? 'default');
+  return env;
+}
+
+export function devServerEnvironment(): Promise<TestWorkflowEnvironment> {
+  return TestWorkflowEnvironment.createLocal({
+    server: {
+      executable: sdkExecutable(locateBinary(TEMPORAL_CLI)),
+      searchAttributes: SEARCH_ATTRIBUTE_KEYS,
+    },
+  });
+}
+
+let counter = 0;
+/** Unique per test run and call, so tests never see each other's customers. */
+export function uniqueId(prefix: string): string {
+  counter += 1;
+  return `${prefix}-${Date.now().toString(36)}-${process.pid.toString(36)}-${counter}`;
+}
