@@ -9,7 +9,7 @@ import { requireApiKey } from './auth';
 import { registerCustomerRoutes } from './customers';
 import { ApiError, errorHandler } from './errors';
 import { createMetrics } from './metrics';
-import { Api } from './route';
+import { Api, routeOf } from './route';
 
 export interface AppDeps {
   temporal: Client;
@@ -50,7 +50,7 @@ export function createApp(deps: AppDeps): Express {
           requestId,
           method: req.method,
           path: req.originalUrl.split('?')[0],
-          route: req.route ? `${req.baseUrl}${String(req.route.path)}` : undefined,
+          route: routeOf(req, res),
           status: res.statusCode,
           ms: Number(process.hrtime.bigint() - started) / 1e6,
           brand: req.brand?.id,

@@ -1,5 +1,6 @@
 /** Prometheus metrics for the API process; one registry per app so tests can build many. */
 import type { RequestHandler } from 'express';
+import { routeOf } from './route';
 import { collectDefaultMetrics, Counter, Histogram, Registry } from 'prom-client';
 
 export interface ApiMetrics {
@@ -26,8 +27,7 @@ export function createMetrics(opts: { defaultMetrics?: boolean } = {}): ApiMetri
   const middleware: RequestHandler = (req, res, next) => {
     const end = duration.startTimer();
     res.on('finish', () => {
-      // The route pattern, not the raw path, keeps label cardinality bounded.
-      const route = req.route ? `${req.baseUrl}${String(req.route.path)}` : 'unmatched';
+      const route = routeOf(req, res);
       requests.inc({ method: req.method, route, status: String(res.statusCode) });
       end({ method: req.method, route });
     });

@@ -51,6 +51,12 @@ export const ErrorSchema = z
   })
   .openapi('Error');
 
+/** The route pattern a request matched, for logs and metric labels (bounded cardinality). */
+export function routeOf(req: Request, res: Response): string {
+  if (typeof res.locals.route === 'string') return res.locals.route;
+  return req.route ? `${req.baseUrl}${String(req.route.path)}` : 'unmatched';
+}
+
 export class Api {
   readonly registry = new OpenAPIRegistry();
 
@@ -90,6 +96,7 @@ export class Api {
 
     if (!spec.path.startsWith(this.prefix)) throw new Error(`${spec.path} is outside ${this.prefix}`);
     this.router[spec.method](spec.path.slice(this.prefix.length) || '/', async (req, res, next) => {
+      res.locals.route = spec.path;
       try {
         const parse = <T extends z.ZodType>(where: string, schema: T | undefined, value: unknown): z.infer<T> => {
           if (!schema) return undefined as z.infer<T>;

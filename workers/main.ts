@@ -5,6 +5,7 @@
 import { loadConfig, requireExternal } from '../infra/config';
 import { createDb, migrateLatest } from '../infra/db';
 import { createLogger } from '../infra/logger';
+import { ensureSearchAttributes } from '../infra/search-attributes';
 import { connectWorker } from '../infra/temporal';
 import { createWorker } from './worker';
 
@@ -15,6 +16,9 @@ async function main(): Promise<void> {
   const db = createDb(config.databaseUrl!);
   if (process.env.MIGRATE_ON_START !== '0') await migrateLatest(db);
   const connection = await connectWorker({ address: config.temporalAddress!, namespace: config.temporalNamespace });
+  if (process.env.REGISTER_SEARCH_ATTRIBUTES !== '0') {
+    await ensureSearchAttributes(connection, config.temporalNamespace);
+  }
   const worker = await createWorker({ connection, namespace: config.temporalNamespace, taskQueue: config.taskQueue, db });
   log.info({ taskQueue: config.taskQueue, namespace: config.temporalNamespace }, 'worker started');
   // Worker.run() shuts down on SIGINT/SIGTERM by default (the SDK's shutdownSignals).
