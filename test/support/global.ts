@@ -13,7 +13,7 @@ let pg: EmbeddedPostgresHandle | undefined;
 let tmp: string | undefined;
 
 export async function mochaGlobalSetup(): Promise<void> {
-  Runtime.install({ logger: new DefaultLogger('WARN') });
+  Runtime.install({ logger: new DefaultLogger('ERROR') });
   let url = process.env.TEST_DATABASE_URL;
   if (!url) {
     process.stdout.write('  starting embedded PostgreSQL for the tests…\n');
