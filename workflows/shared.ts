@@ -21,11 +21,20 @@ export const SA = {
 
 export const SEARCH_ATTRIBUTE_KEYS = Object.values(SA);
 
+/** What a lead came with; attribution for the acquisition funnel. */
+export interface LeadInfo {
+  source: string;
+  campaign: string;
+  attributes: Record<string, string | number | boolean>;
+}
+
 export interface CustomerWorkflowInput {
   brandId: string;
   customerId: string;
   email: string;
   name?: string;
+  /** Present when the customer starts as a lead (POST /v1/leads): stage `lead`, nurtured, may expire. */
+  lead?: LeadInfo;
   /** ISO timestamp; the billing anchor. Set by the first run, carried across continue-as-new. */
   signedUpAt?: string;
   /** ISO-8601 duration of a billing period; the plan catalog supplies it later. */
