@@ -3,38 +3,19 @@
  * worker wires real ones and tests wire the ones they need.
  */
 import type { Db } from '../infra/db';
-import type { CustomerStage } from '../workflows/shared';
+import { createCustomerActivities } from './customers';
+import { createProvisioningActivities } from './provisioning';
 
 export interface ActivityDeps {
   db: Db;
 }
 
-export interface RegisterCustomerInput {
-  brandId: string;
-  customerId: string;
-  email: string;
-  name: string | null;
-  stage: CustomerStage;
-  workflowId: string;
-}
-
-export function createActivities({ db }: ActivityDeps) {
+export function createActivities(deps: ActivityDeps) {
   return {
-    /** Idempotent: a retry (or a re-run) updates the same row. */
-    async registerCustomer(input: RegisterCustomerInput): Promise<void> {
-      await db('customers')
-        .insert({
-          brand_id: input.brandId,
-          id: input.customerId,
-          email: input.email,
-          name: input.name,
-          stage: input.stage,
-          workflow_id: input.workflowId,
-        })
-        .onConflict(['brand_id', 'id'])
-        .merge({ email: input.email, name: input.name, stage: input.stage, updated_at: db.fn.now() });
-    },
+    ...createCustomerActivities(deps),
+    ...createProvisioningActivities(deps),
   };
 }
 
 export type Activities = ReturnType<typeof createActivities>;
+export type { RegisterCustomerInput, LifecycleMessage } from './customers';

@@ -7,6 +7,7 @@ import { ping } from '../infra/db';
 import type { Logger } from '../infra/logger';
 import { requireApiKey } from './auth';
 import { registerCustomerRoutes } from './customers';
+import { registerOfferRoutes } from './offers';
 import { ApiError, errorHandler } from './errors';
 import { createMetrics } from './metrics';
 import { Api, routeOf } from './route';
@@ -94,7 +95,8 @@ export function createApp(deps: AppDeps): Express {
     res.json(document);
   });
   v1.use(requireApiKey(db));
-  registerCustomerRoutes(api, { temporal, taskQueue: deps.config.taskQueue, queryTimeoutMs: deps.queryTimeoutMs });
+  registerCustomerRoutes(api, { temporal, db, taskQueue: deps.config.taskQueue, queryTimeoutMs: deps.queryTimeoutMs });
+  registerOfferRoutes(api, { db });
   const document = api.openApiDocument();
   app.use('/v1', v1);
 

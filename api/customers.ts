@@ -1,28 +1,75 @@
-/** /v1/customers: start (idempotently) and read customer workflows. */
-import { WorkflowExecutionAlreadyStartedError, WorkflowNotFoundError, type Client } from '@temporalio/client';
+/** /v1/customers: sign up (idempotently), activate leads, and read customer workflows. */
+import crypto from 'node:crypto';
+import {
+  WithStartWorkflowOperation,
+  WorkflowExecutionAlreadyStartedError,
+  WorkflowNotFoundError,
+  WorkflowUpdateFailedError,
+  type Client,
+} from '@temporalio/client';
+import { loadOfferInputs } from '../data/offers';
+import { latestPlan } from '../data/plans';
 import { CUSTOMER_ID, customerWorkflowId } from '../domain/ids';
+import { toMoneyJson } from '../domain/money';
+import { chooseOffer, type Buyer } from '../domain/offers';
+import type { Db } from '../infra/db';
 import { customerWorkflow } from '../workflows/customer';
-import { CustomerState, getCustomerQuery, SA } from '../workflows/shared';
+import {
+  ActivateInput,
+  activateUpdate,
+  ActivationResult,
+  CustomerState,
+  ErrorTypes,
+  getCustomerQuery,
+  PAYMENT_TOKEN,
+  SA,
+} from '../workflows/shared';
+import type { Brand } from './auth';
 import { ApiError, notFound } from './errors';
 import { Api, ErrorSchema, z } from './route';
 
 export interface CustomerRoutesDeps {
   temporal: Client;
+  db: Db;
   taskQueue: string;
   /** How long a query may take before the API answers 503 (no worker, server down). */
   queryTimeoutMs?: number;
 }
 
 const CustomerId = z.string().regex(CUSTOMER_ID, 'must be 1-64 letters, digits, "_", "-" or ".", starting with a letter or digit');
+const PlanCode = z.string().regex(/^[a-z0-9][a-z0-9_-]{0,39}$/, 'a plan code');
+const PaymentMethod = z.string().regex(PAYMENT_TOKEN, 'a payment method token from the gateway, such as "tok_visa"');
+const Attr = z.string().min(1).max(64);
+const BuyerAttributes = z
+  .strictObject({
+    segment: Attr.optional(),
+    country: z.string().regex(/^[A-Z]{2}$/, 'an ISO 3166-1 alpha-2 country code such as "DE"').optional(),
+    source: Attr.optional(),
+    campaign: Attr.optional(),
+    volume: z.number().int().min(0).max(1e12).optional(),
+  })
+  .openapi('BuyerAttributes');
 
 export const CreateCustomerBody = z
   .strictObject({
     id: CustomerId.openapi({ example: 'cus_42' }),
     email: z.email().max(254).openapi({ example: 'ada@example.com' }),
     name: z.string().trim().min(1).max(200).optional().openapi({ example: 'Ada Lovelace' }),
+    plan: PlanCode.optional().openapi({ description: 'Omit to let the offer engine choose from `attributes`' }),
+    paymentMethod: PaymentMethod,
+    attributes: BuyerAttributes.optional(),
   })
   .openapi('CreateCustomer');
 
+export const ActivateBody = z
+  .strictObject({
+    plan: PlanCode.optional().openapi({ description: 'Omit to let the offer engine choose' }),
+    paymentMethod: PaymentMethod,
+    attributes: BuyerAttributes.optional(),
+  })
+  .openapi('Activate');
+
+const Money = z.object({ amount: z.string(), currency: z.string(), minor: z.number().int() }).openapi('Money');
 const Period = z.object({ number: z.number().int(), start: z.string(), end: z.string() });
 
 export const CustomerSchema = z
@@ -32,33 +79,103 @@ export const CustomerSchema = z
     email: z.string(),
     name: z.string().nullable(),
     stage: z.enum(['lead', 'active', 'past_due', 'suspended', 'cancelled', 'lead_expired']),
-    plan: z.null(),
-    billingPeriod: z.string(),
-    currentPeriod: Period,
+    createdAt: z.string(),
+    plan: z.object({ code: z.string(), version: z.number().int(), name: z.string() }).nullable(),
+    subscription: z
+      .object({
+        id: z.string(),
+        price: Money,
+        discountPercent: z.number(),
+        discountPeriods: z.number().int().nullable(),
+        offerRule: z.string().nullable(),
+        billingPeriod: z.string(),
+        startedAt: z.string(),
+      })
+      .nullable(),
+    entitlements: z.object({ features: z.array(z.string()), quotas: z.record(z.string(), z.number()) }).nullable(),
+    currentPeriod: Period.nullable(),
+    balance: Money,
     dunningState: z.string(),
-    signedUpAt: z.string(),
+    lead: z
+      .object({ source: z.string(), campaign: z.string(), capturedAt: z.string(), expiresAt: z.string().nullable(), nurtureSent: z.number().int() })
+      .nullable(),
+    lastActivationError: z.object({ type: z.string(), message: z.string(), at: z.string() }).nullable(),
   })
   .openapi('Customer');
 
+const SignupResult = CustomerSchema.extend({
+  offer: z.object({ rule: z.string().nullable(), reason: z.string(), firstPeriodPrice: Money }),
+  credential: z.object({ prefix: z.string(), secret: z.string() }).openapi({ description: "The customer's service credential; shown only in this response" }),
+}).openapi('Activation');
+
 const IdParams = z.strictObject({ id: CustomerId });
 
-export function customerView(s: CustomerState) {
+export function customerView(s: CustomerState, brand: Brand) {
+  const currency = s.subscription?.currency ?? brand.currency;
   return {
     id: s.customerId,
     brand: s.brandId,
     email: s.email,
     name: s.name,
     stage: s.stage,
-    plan: s.plan,
-    billingPeriod: s.billingPeriod,
+    createdAt: s.createdAt,
+    plan: s.subscription ? { code: s.subscription.planCode, version: s.subscription.planVersion, name: s.subscription.planName } : null,
+    subscription: s.subscription
+      ? {
+          id: s.subscription.id,
+          price: toMoneyJson({ minor: BigInt(s.subscription.listPriceMinor), currency }),
+          discountPercent: s.subscription.discountPercent,
+          discountPeriods: s.subscription.discountPeriods,
+          offerRule: s.subscription.offerRule,
+          billingPeriod: s.subscription.billingPeriod,
+          startedAt: s.subscription.startedAt,
+        }
+      : null,
+    entitlements: s.entitlements,
     currentPeriod: s.currentPeriod,
+    balance: toMoneyJson({ minor: BigInt(s.balanceMinor), currency }),
     dunningState: s.dunningState,
-    signedUpAt: s.signedUpAt,
+    lead: s.lead
+      ? { source: s.lead.source, campaign: s.lead.campaign, capturedAt: s.lead.capturedAt, expiresAt: s.lead.expiresAt, nurtureSent: s.lead.nurtureSent }
+      : null,
+    lastActivationError: s.lastActivationError,
   };
 }
 
+/** The service credential is made here and shown once; Temporal only ever sees its hash. */
+function newCredential(): { secret: string; hash: string; prefix: string } {
+  const secret = `cs_${crypto.randomBytes(24).toString('base64url')}`;
+  return { secret, hash: crypto.createHash('sha256').update(secret).digest('hex'), prefix: secret.slice(0, 10) };
+}
+
+/** Update rejections and failures, by their stable type, as the client's 4xx (or our 5xx). */
+function activationError(err: unknown): ApiError | undefined {
+  if (!(err instanceof WorkflowUpdateFailedError)) return undefined;
+  const cause = err.cause as { type?: string; message?: string } | undefined;
+  const message = cause?.message ?? err.message;
+  // Validator rejections arrive as "<TYPE>: message"; handler failures carry the type.
+  const type = cause?.type && cause.type !== 'Error' ? cause.type : /^([A-Z_]+):/.exec(message)?.[1];
+  const text = message.replace(/^[A-Z_]+:\s*/, '');
+  switch (type) {
+    case ErrorTypes.ALREADY_ACTIVE:
+    case ErrorTypes.NOT_A_LEAD:
+    case ErrorTypes.ACTIVATION_IN_PROGRESS:
+      return new ApiError(409, type, text);
+    case ErrorTypes.INVALID_PAYMENT_METHOD:
+      return new ApiError(400, type, text, [{ field: 'body.paymentMethod', message: text }]);
+    case ErrorTypes.PLAN_NOT_FOUND:
+      return new ApiError(422, type, text, [{ field: 'body.plan', message: text }]);
+    case ErrorTypes.NO_OFFER:
+      return new ApiError(422, type, text, [{ field: 'body.plan', message: text }]);
+    case ErrorTypes.PROVISIONING_FAILED:
+      return new ApiError(503, type, `${text}; the customer is unchanged, retry later`);
+    default:
+      return undefined;
+  }
+}
+
 export function registerCustomerRoutes(api: Api, deps: CustomerRoutesDeps): void {
-  const { temporal, taskQueue } = deps;
+  const { temporal, taskQueue, db } = deps;
   const queryTimeoutMs = deps.queryTimeoutMs ?? 10_000;
 
   async function readCustomer(brandId: string, customerId: string): Promise<CustomerState> {
@@ -74,41 +191,64 @@ export function registerCustomerRoutes(api: Api, deps: CustomerRoutesDeps): void
     }
   }
 
+  /**
+   * Catalog checks the workflow's validator cannot make (it does no I/O), done before anything
+   * is started so a request naming an unknown plan, or matching no offer, changes nothing.
+   */
+  async function precheckOffer(brand: Brand, plan: string | undefined, buyer: Buyer): Promise<void> {
+    if (plan) {
+      if (!(await latestPlan(db, brand.id, plan))) {
+        throw new ApiError(422, ErrorTypes.PLAN_NOT_FOUND, `plan "${plan}" does not exist`, [{ field: 'body.plan', message: 'unknown plan' }]);
+      }
+      return;
+    }
+    const inputs = await loadOfferInputs(db, brand.id);
+    if (!chooseOffer({ ...inputs, buyer }).offer) {
+      throw new ApiError(422, ErrorTypes.NO_OFFER, 'no offer matches these attributes; name a plan', [
+        { field: 'body.plan', message: 'required when no offer rule matches' },
+      ]);
+    }
+  }
+
+  function activationResponse(result: ActivationResult, state: CustomerState, brand: Brand, secret: string) {
+    return {
+      ...customerView(state, brand),
+      offer: {
+        rule: result.offer.rule,
+        reason: result.offer.reason,
+        firstPeriodPrice: toMoneyJson({ minor: BigInt(result.offer.firstPeriodPriceMinor), currency: result.offer.currency }),
+      },
+      credential: { prefix: secret.slice(0, 10), secret },
+    };
+  }
+
   api.route({
     method: 'post',
     path: '/v1/customers',
-    summary: 'Sign up a customer directly (idempotent by id)',
+    summary: 'Sign up a customer directly with a plan (or the offer engine’s choice) and a payment method; idempotent by id',
     tag: 'customers',
     body: CreateCustomerBody,
     responses: {
-      201: { description: 'Customer created', schema: CustomerSchema },
-      202: { description: 'Customer started; no worker has picked it up yet. Poll the Location.' },
+      201: { description: 'Customer created and provisioned', schema: SignupResult },
       200: { description: 'The customer already existed with the same details', schema: CustomerSchema },
-      409: { description: 'A customer with this id exists with different details', schema: ErrorSchema },
+      409: { description: 'A customer with this id exists with different details, or has ended', schema: ErrorSchema },
+      422: { description: 'Unknown plan, or no offer for these attributes', schema: ErrorSchema },
+      503: { description: 'Provisioning failed and was rolled back; nothing changed', schema: ErrorSchema },
     },
     handler: async ({ body, brand }) => {
       const workflowId = customerWorkflowId(brand.id, body.id);
       const location = `/v1/customers/${encodeURIComponent(body.id)}`;
-      try {
-        await temporal.workflow.start(customerWorkflow, {
-          workflowId,
-          taskQueue,
-          args: [{ brandId: brand.id, customerId: body.id, email: body.email, name: body.name }],
-          // A customer id is never reused, even after the customer's workflow has ended.
-          workflowIdReusePolicy: 'REJECT_DUPLICATE',
-          workflowIdConflictPolicy: 'FAIL',
-          typedSearchAttributes: [
-            { key: SA.customerId, value: body.id },
-            { key: SA.brandId, value: brand.id },
-            { key: SA.stage, value: 'active' },
-          ],
-        });
-      } catch (err) {
-        if (!(err instanceof WorkflowExecutionAlreadyStartedError)) throw err;
-        const existing = await readCustomer(brand.id, body.id);
+      const buyer: Buyer = body.attributes ?? {};
+
+      const existing = await readCustomer(brand.id, body.id).catch((err) => {
+        if (err instanceof ApiError && err.status === 404) return undefined;
+        throw err;
+      });
+      if (existing) {
         const conflicts = (['email', 'name'] as const).filter(
           (f) => body[f] !== undefined && body[f] !== (f === 'name' ? existing.name : existing.email),
         );
+        if (body.plan && existing.subscription && existing.subscription.planCode !== body.plan) conflicts.push('plan' as never);
         if (conflicts.length > 0) {
           throw new ApiError(
             409,
@@ -117,31 +257,100 @@ export function registerCustomerRoutes(api: Api, deps: CustomerRoutesDeps): void
             conflicts.map((f) => ({ field: `body.${f}`, message: 'differs from the existing customer' })),
           );
         }
-        return { status: 200, body: customerView(existing), headers: { Location: location } };
+        if (existing.stage !== 'lead') return { status: 200, body: customerView(existing, brand), headers: { Location: location } };
       }
+
+      await precheckOffer(brand, body.plan, buyer);
+      const credential = newCredential();
+      const activation: ActivateInput = {
+        plan: body.plan,
+        paymentMethod: body.paymentMethod,
+        buyer,
+        credential: { hash: credential.hash, prefix: credential.prefix },
+      };
+      const startWorkflowOperation = new WithStartWorkflowOperation(customerWorkflow, {
+        workflowId,
+        taskQueue,
+        args: [{ brandId: brand.id, customerId: body.id, email: body.email, name: body.name }],
+        // An existing run receives the update (and its validator decides); an ended customer
+        // id is never reused.
+        workflowIdConflictPolicy: 'USE_EXISTING',
+        workflowIdReusePolicy: 'REJECT_DUPLICATE',
+        typedSearchAttributes: [
+          { key: SA.customerId, value: body.id },
+          { key: SA.brandId, value: brand.id },
+          { key: SA.stage, value: 'lead' },
+        ],
+      });
+      let result: ActivationResult;
       try {
-        const state = await readCustomer(brand.id, body.id);
-        return { status: 201, body: customerView(state), headers: { Location: location } };
+        result = await temporal.workflow.executeUpdateWithStart(activateUpdate, { args: [activation], startWorkflowOperation });
       } catch (err) {
-        // Started durably but no worker answered yet: the customer exists and will catch up.
-        if (err instanceof ApiError && err.status === 503) {
-          return { status: 202, body: { id: body.id, brand: brand.id, status: 'starting' }, headers: { Location: location } };
+        if (err instanceof WorkflowExecutionAlreadyStartedError) {
+          throw new ApiError(409, 'CUSTOMER_ENDED', `customer "${body.id}" has ended and its id cannot be reused`, [
+            { field: 'body.id', message: 'belongs to an ended customer' },
+          ]);
         }
-        throw err;
+        const mapped = activationError(err);
+        if (mapped?.code === ErrorTypes.ALREADY_ACTIVE) {
+          // Raced with an identical request: same customer.
+          return { status: 200, body: customerView(await readCustomer(brand.id, body.id), brand), headers: { Location: location } };
+        }
+        throw mapped ?? err;
       }
+      const state = await readCustomer(brand.id, body.id);
+      return { status: 201, body: activationResponse(result, state, brand, credential.secret), headers: { Location: location } };
+    },
+  });
+
+  api.route({
+    method: 'post',
+    path: '/v1/customers/:id/activate',
+    summary: 'Convert a lead: the offer engine picks (or checks) the plan, then provisioning runs as a saga',
+    tag: 'customers',
+    params: IdParams,
+    body: ActivateBody,
+    responses: {
+      200: { description: 'Activated and provisioned', schema: SignupResult },
+      404: { description: 'No such customer for this brand', schema: ErrorSchema },
+      409: { description: 'Already active, not a lead any more, or an activation is in progress', schema: ErrorSchema },
+      422: { description: 'Unknown plan, or no offer for these attributes', schema: ErrorSchema },
+      503: { description: 'Provisioning failed and was rolled back; the lead is unchanged', schema: ErrorSchema },
+    },
+    handler: async ({ params, body, brand }) => {
+      const state = await readCustomer(brand.id, params.id);
+      if (state.stage !== 'lead') {
+        const code = state.stage === 'lead_expired' || state.stage === 'cancelled' ? ErrorTypes.NOT_A_LEAD : ErrorTypes.ALREADY_ACTIVE;
+        throw new ApiError(409, code, `customer is ${state.stage}`);
+      }
+      const buyer: Buyer = { ...(state.lead ? { source: state.lead.source, campaign: state.lead.campaign } : {}), ...body.attributes };
+      await precheckOffer(brand, body.plan, buyer);
+      const credential = newCredential();
+      const handle = temporal.workflow.getHandle(customerWorkflowId(brand.id, params.id));
+      let result: ActivationResult;
+      try {
+        result = await handle.executeUpdate(activateUpdate, {
+          args: [{ plan: body.plan, paymentMethod: body.paymentMethod, buyer: body.attributes, credential: { hash: credential.hash, prefix: credential.prefix } }],
+        });
+      } catch (err) {
+        if (err instanceof WorkflowNotFoundError) throw notFound(`customer "${params.id}"`);
+        throw activationError(err) ?? err;
+      }
+      const after = await readCustomer(brand.id, params.id);
+      return { status: 200, body: activationResponse(result, after, brand, credential.secret) };
     },
   });
 
   api.route({
     method: 'get',
     path: '/v1/customers/:id',
-    summary: 'A customer: stage, plan, current period, dunning state',
+    summary: 'A customer: stage, plan and version, entitlements, current period, balance, dunning state',
     tag: 'customers',
     params: IdParams,
     responses: {
       200: { description: 'The customer', schema: CustomerSchema },
       404: { description: 'No such customer for this brand', schema: ErrorSchema },
     },
-    handler: async ({ params, brand }) => ({ status: 200, body: customerView(await readCustomer(brand.id, params.id)) }),
+    handler: async ({ params, brand }) => ({ status: 200, body: customerView(await readCustomer(brand.id, params.id), brand) }),
   });
 }

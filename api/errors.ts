@@ -37,7 +37,11 @@ export function fieldProblems(where: string, error: z.ZodError): FieldProblem[] 
 }
 
 export function validationError(where: string, error: z.ZodError): ApiError {
-  const details = fieldProblems(where, error);
+  return invalidFields(fieldProblems(where, error));
+}
+
+/** The 400 for problems found beyond the schema (they need the brand or the database). */
+export function invalidFields(details: FieldProblem[]): ApiError {
   const fields = [...new Set(details.map((d) => d.field))];
   return new ApiError(400, 'VALIDATION_FAILED', `invalid ${fields.join(', ')}`, details);
 }

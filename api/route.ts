@@ -19,7 +19,7 @@ export interface ResponseSpec {
   schema?: z.ZodType;
 }
 
-export interface RouteSpec<B extends z.ZodType, P extends z.ZodType, Q extends z.ZodType> {
+export interface RouteSpec<B extends z.ZodType, P extends z.ZodType, Q extends z.ZodType, H extends z.ZodType = z.ZodUndefined> {
   method: Method;
   /** Express-style path, e.g. `/v1/customers/:id`. */
   path: string;
@@ -30,11 +30,17 @@ export interface RouteSpec<B extends z.ZodType, P extends z.ZodType, Q extends z
   body?: B;
   params?: P;
   query?: Q;
+  /**
+   * Request headers the route reads (e.g. `Idempotency-Key`), keyed by their lower-case
+   * names; a non-strict object, since every request carries other headers too.
+   */
+  headers?: H;
   responses: Record<number, ResponseSpec>;
   handler: (ctx: {
     body: z.infer<B>;
     params: z.infer<P>;
     query: z.infer<Q>;
+    headers: z.infer<H>;
     brand: Brand;
     req: Request;
     res: Response;
@@ -68,15 +74,18 @@ export class Api {
     this.registry.registerComponent('securitySchemes', 'apiKey', { type: 'http', scheme: 'bearer' });
   }
 
-  route<B extends z.ZodType = z.ZodUndefined, P extends z.ZodType = z.ZodUndefined, Q extends z.ZodType = z.ZodUndefined>(
-    spec: RouteSpec<B, P, Q>,
-  ): void {
+  route<
+    B extends z.ZodType = z.ZodUndefined,
+    P extends z.ZodType = z.ZodUndefined,
+    Q extends z.ZodType = z.ZodUndefined,
+    H extends z.ZodType = z.ZodUndefined,
+  >(spec: RouteSpec<B, P, Q, H>): void {
     const auth = spec.auth ?? true;
     const responses: Record<string, { description: string; content?: Record<string, { schema: z.ZodType }> }> = {};
     for (const [status, r] of Object.entries(spec.responses)) {
       responses[status] = r.schema ? { description: r.description, content: { 'application/json': { schema: r.schema } } } : { description: r.description };
     }
-    if (spec.body || spec.params || spec.query) {
+    if (spec.body || spec.params || spec.query || spec.headers) {
       responses['400'] ??= { description: 'Invalid request; details name each bad field', content: { 'application/json': { schema: ErrorSchema } } };
     }
     if (auth) responses['401'] ??= { description: 'Missing or unknown API key', content: { 'application/json': { schema: ErrorSchema } } };
@@ -89,6 +98,7 @@ export class Api {
       request: {
         ...(spec.params ? { params: spec.params as never } : {}),
         ...(spec.query ? { query: spec.query as never } : {}),
+        ...(spec.headers ? { headers: spec.headers as never } : {}),
         ...(spec.body ? { body: { content: { 'application/json': { schema: spec.body } }, required: true } } : {}),
       },
       responses,
@@ -107,7 +117,8 @@ export class Api {
         const params = parse('params', spec.params, req.params);
         const query = parse('query', spec.query, req.query);
         const body = parse('body', spec.body, req.body);
-        const out = await spec.handler({ body, params, query, brand: req.brand as Brand, req, res });
+        const headers = parse('header', spec.headers, req.headers);
+        const out = await spec.handler({ body, params, query, headers, brand: req.brand as Brand, req, res });
         if (!out) return;
         for (const [k, v] of Object.entries(out.headers ?? {})) res.setHeader(k, v);
         res.status(out.status).json(out.body);

@@ -54,7 +54,10 @@ function asCurrency(m: Money): currency {
 
 export function addMoney(a: Money, b: Money): Money {
   assertSameCurrency(a, b);
-  return { minor: BigInt(asCurrency(a).add(asCurrency(b)).intValue), currency: a.currency };
+  const sum = asCurrency(a).add(asCurrency(b)).intValue;
+  // The sum of two safe integers can leave the safe range, where the float result is inexact.
+  if (!Number.isSafeInteger(sum)) throw new RangeError('amount exceeds the exactly representable range');
+  return { minor: BigInt(sum), currency: a.currency };
 }
 
 export function assertSameCurrency(a: Money, b: Money): void {
@@ -84,7 +87,7 @@ export function toMoneyJson(m: Money): MoneyJson {
  */
 export function parseAmount(amount: string, currencyCode: string): Money {
   const exp = minorExponent(currencyCode);
-  const match = /^(-)?(\d{1,15})(?:\.(\d+))?$/.exec(amount);
+  const match = /^(-)?(\d+)(?:\.(\d+))?$/.exec(amount);
   if (!match) throw new RangeError(`"${amount}" is not a decimal amount`);
   const [, sign, whole, frac = ''] = match;
   if (frac.length > exp) throw new RangeError(`${currencyCode} has ${exp} decimal places; "${amount}" has ${frac.length}`);

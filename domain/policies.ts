@@ -3,7 +3,7 @@
  * used until the brand sets its own. Durations are ISO-8601; sandbox brands may use minutes.
  */
 import { z } from 'zod';
-import { DECIMAL, PLAN_CODE } from './catalog';
+import { DECIMAL, FieldIssue, MIN_PERIOD_MS, minimumLengthMs, PLAN_CODE } from './catalog';
 import { parseIsoDuration } from './period';
 
 const Duration = z.string().refine(
@@ -106,3 +106,49 @@ export const DEFAULT_POLICIES: { [K in PolicyKind]: Policy<K> } = {
   disputes: { handlingCost: '0.50', maxAutoCreditsPerPeriod: '5.00', operatorDecisionDeadline: 'P7D', defaultDecision: 'accept' },
   communication: { quietHours: { start: '21:00', end: '08:00' }, defaultTimeZone: 'UTC', optOutAllowed: ['marketing', 'usage', 'nurture', 'upgrade_offers'] },
 };
+
+/** Every duration a policy document holds, with the field that holds it ("nurture.0.after"). */
+export function policyDurations<K extends PolicyKind>(kind: K, document: Policy<K>): Array<{ field: string; duration: string }> {
+  const out: Array<{ field: string; duration: string }> = [];
+  const add = (field: string, duration: string) => out.push({ field, duration });
+  if (kind === 'acquisition') {
+    const d = document as Policy<'acquisition'>;
+    d.nurture.forEach((step, i) => add(`nurture.${i}.after`, step.after));
+    add('leadExpiresAfter', d.leadExpiresAfter);
+  } else if (kind === 'dunning') {
+    const d = document as Policy<'dunning'>;
+    d.retrySchedule.forEach((step, i) => add(`retrySchedule.${i}`, step));
+    add('gracePeriod', d.gracePeriod);
+    add('writeOffAfter', d.writeOffAfter);
+  } else if (kind === 'disputes') {
+    add('operatorDecisionDeadline', (document as Policy<'disputes'>).operatorDecisionDeadline);
+  }
+  return out;
+}
+
+/**
+ * What a schema cannot check because it needs the brand: durations shorter than the brand's
+ * mode allows (a live brand never duns every minute), and offer rules naming a plan the
+ * brand's catalog does not have. Fields are relative to the document ("rules.2.plan").
+ */
+export function policyProblems<K extends PolicyKind>(
+  kind: K,
+  document: Policy<K>,
+  brand: { mode: 'sandbox' | 'live'; planCodes: ReadonlySet<string> },
+): FieldIssue[] {
+  const problems: FieldIssue[] = [];
+  for (const { field, duration } of policyDurations(kind, document)) {
+    if (minimumLengthMs(duration) < MIN_PERIOD_MS[brand.mode]) {
+      problems.push({
+        field,
+        message: brand.mode === 'sandbox' ? 'must be at least one minute (PT1M)' : 'must be at least one day (P1D) for a live brand',
+      });
+    }
+  }
+  if (kind === 'offers') {
+    (document as Policy<'offers'>).rules.forEach((rule, i) => {
+      if (!brand.planCodes.has(rule.plan)) problems.push({ field: `rules.${i}.plan`, message: `no plan "${rule.plan}" in this brand's catalog` });
+    });
+  }
+  return problems;
+}

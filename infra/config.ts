@@ -28,9 +28,9 @@ export class ConfigError extends Error {
 }
 
 function port(env: NodeJS.ProcessEnv, name: string, fallback: number): number {
-  const raw = env[name];
+  const raw = env[name]?.trim();
   if (raw === undefined || raw === '') return fallback;
-  const n = Number(raw);
+  const n = /^\d+$/.test(raw) ? Number(raw) : NaN;
   if (!Number.isInteger(n) || n < 0 || n > 65535) {
     throw new ConfigError(`${name} must be a TCP port number (0-65535), got "${raw}"`);
   }

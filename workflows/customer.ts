@@ -1,62 +1,108 @@
 /**
- * The customer workflow: one long-lived run per customer (`customer-<brand>:<id>`), carried
- * from period to period by continue-as-new so history stays bounded over years.
+ * The customer workflow: one long-lived run per customer (`customer-<brand>:<id>`) that carries
+ * them through the stages lead → active (→ past_due → suspended) → cancelled, or lead_expired.
+ * It continues-as-new at every billing-period boundary (and when the SDK suggests it), carrying
+ * its state, so history stays bounded over years.
  */
 import {
+  allHandlersFinished,
   ApplicationFailure,
+  condition,
   continueAsNew,
   proxyActivities,
   setHandler,
-  sleep,
   upsertSearchAttributes,
+  uuid4,
   workflowInfo,
 } from '@temporalio/workflow';
 import type { createActivities } from '../activities';
-import { billingPeriod } from '../domain/period';
+import { addDuration, billingPeriod, parseIsoDuration } from '../domain/period';
 import {
+  ActivateInput,
+  activateUpdate,
+  ActivationError,
+  ActivationResult,
+  CustomerStage,
   CustomerState,
   CustomerWorkflowInput,
-  DEFAULT_BILLING_PERIOD,
   ErrorTypes,
   getCustomerQuery,
+  PAYMENT_TOKEN,
   SA,
+  Subscription,
 } from './shared';
 
-const { registerCustomer } = proxyActivities<ReturnType<typeof createActivities>>({
+type Activities = ReturnType<typeof createActivities>;
+
+const NON_RETRYABLE = Object.values(ErrorTypes);
+
+const bookkeeping = proxyActivities<Activities>({
   startToCloseTimeout: '30 seconds',
-  retry: { initialInterval: '1 second', maximumInterval: '1 minute', nonRetryableErrorTypes: [ErrorTypes.INVALID_INPUT] },
+  retry: { initialInterval: '1 second', maximumInterval: '1 minute', nonRetryableErrorTypes: NON_RETRYABLE },
 });
+
+/**
+ * Provisioning steps give up after a few attempts so a broken step is compensated and reported
+ * to the caller instead of holding the activation open forever.
+ */
+const provisioning = proxyActivities<Activities>({
+  startToCloseTimeout: '30 seconds',
+  retry: { initialInterval: '1 second', maximumInterval: '10 seconds', maximumAttempts: 5, nonRetryableErrorTypes: NON_RETRYABLE },
+});
+
+/** Compensations must finish: they retry until they do. */
+const compensating = proxyActivities<Activities>({
+  startToCloseTimeout: '30 seconds',
+  retry: { initialInterval: '1 second', maximumInterval: '1 minute' },
+});
+
+const STAGE_HISTORY_LIMIT = 20;
+
+function nowIso(): string {
+  return new Date(Date.now()).toISOString();
+}
+
+function initialState(input: CustomerWorkflowInput): CustomerState {
+  const createdAt = new Date(workflowInfo().startTime).toISOString();
+  return {
+    brandId: input.brandId,
+    customerId: input.customerId,
+    email: input.email,
+    name: input.name ?? null,
+    stage: 'lead',
+    createdAt,
+    lead: input.lead ? { ...input.lead, capturedAt: createdAt, expiresAt: null, nurtureSent: 0 } : null,
+    subscription: null,
+    entitlements: null,
+    currentPeriod: null,
+    balanceMinor: 0,
+    dunningState: 'none',
+    lastActivationError: null,
+    stageHistory: [{ stage: 'lead', at: createdAt }],
+  };
+}
 
 export async function customerWorkflow(input: CustomerWorkflowInput): Promise<void> {
   if (!input.brandId || !input.customerId || !input.email) {
     throw ApplicationFailure.nonRetryable('brandId, customerId and email are required', ErrorTypes.INVALID_INPUT);
   }
-  const signedUpAt = input.signedUpAt ?? new Date(workflowInfo().startTime).toISOString();
-  const periodLength = input.billingPeriod ?? DEFAULT_BILLING_PERIOD;
-  const periodNumber = input.periodNumber ?? 1;
-  const state: CustomerState = {
-    brandId: input.brandId,
-    customerId: input.customerId,
-    email: input.email,
-    name: input.name ?? null,
-    stage: input.stage ?? 'active',
-    signedUpAt,
-    billingPeriod: periodLength,
-    currentPeriod: billingPeriod(signedUpAt, periodLength, periodNumber),
-    plan: null,
-    dunningState: 'none',
-  };
+  const firstRun = !input.carried;
+  const state: CustomerState = input.carried ?? initialState(input);
+  let activating = false;
+
   setHandler(getCustomerQuery, () => state);
 
-  upsertSearchAttributes([
-    { key: SA.customerId, value: state.customerId },
-    { key: SA.brandId, value: state.brandId },
-    { key: SA.stage, value: state.stage },
-    { key: SA.dunningState, value: state.dunningState },
-  ]);
+  const publishSearchAttributes = () =>
+    upsertSearchAttributes([
+      { key: SA.customerId, value: state.customerId },
+      { key: SA.brandId, value: state.brandId },
+      { key: SA.stage, value: state.stage },
+      { key: SA.dunningState, value: state.dunningState },
+      ...(state.subscription ? [{ key: SA.plan, value: state.subscription.planCode }] : []),
+    ]);
 
-  if (periodNumber === 1) {
-    await registerCustomer({
+  const register = () =>
+    bookkeeping.registerCustomer({
       brandId: state.brandId,
       customerId: state.customerId,
       email: state.email,
@@ -64,17 +110,191 @@ export async function customerWorkflow(input: CustomerWorkflowInput): Promise<vo
       stage: state.stage,
       workflowId: workflowInfo().workflowId,
     });
+
+  async function moveTo(stage: CustomerStage): Promise<void> {
+    state.stage = stage;
+    state.stageHistory = [...state.stageHistory, { stage, at: nowIso() }].slice(-STAGE_HISTORY_LIMIT);
+    publishSearchAttributes();
+    await register();
   }
 
-  const msUntilPeriodEnd = Date.parse(state.currentPeriod.end) - Date.now();
-  if (msUntilPeriodEnd > 0) await sleep(msUntilPeriodEnd);
+  setHandler(
+    activateUpdate,
+    async (req: ActivateInput): Promise<ActivationResult> => {
+      activating = true;
+      try {
+        return await activate(req);
+      } finally {
+        activating = false;
+      }
+    },
+    {
+      // Runs before the update is written to history: a rejection leaves no trace and no change.
+      validator: (req: ActivateInput) => {
+        if (state.stage === 'active' || state.stage === 'past_due' || state.stage === 'suspended') {
+          throw new Error(`${ErrorTypes.ALREADY_ACTIVE}: customer is already ${state.stage}`);
+        }
+        if (state.stage !== 'lead') throw new Error(`${ErrorTypes.NOT_A_LEAD}: customer is ${state.stage}`);
+        if (activating) throw new Error(`${ErrorTypes.ACTIVATION_IN_PROGRESS}: an activation is already running`);
+        if (typeof req?.paymentMethod !== 'string' || !PAYMENT_TOKEN.test(req.paymentMethod)) {
+          throw new Error(`${ErrorTypes.INVALID_PAYMENT_METHOD}: paymentMethod must be a gateway token such as "tok_visa"`);
+        }
+        if (!req.credential?.hash || !req.credential.prefix) throw new Error(`${ErrorTypes.INVALID_INPUT}: credential is required`);
+      },
+    },
+  );
 
-  // Period boundary: the next run starts with a fresh history.
-  await continueAsNew<typeof customerWorkflow>({
-    ...input,
-    signedUpAt,
-    billingPeriod: periodLength,
-    periodNumber: periodNumber + 1,
-    stage: state.stage,
+  async function activate(req: ActivateInput): Promise<ActivationResult> {
+    const buyer = {
+      ...(state.lead ? { source: state.lead.source, campaign: state.lead.campaign } : {}),
+      ...req.buyer,
+    };
+    const resolved = await provisioning.resolveOffer({ brandId: state.brandId, requestedPlan: req.plan, buyer }).catch((err) => {
+      throw updateFailure(recordActivationError(err));
+    });
+    const { offer } = resolved;
+    const startedAt = nowIso();
+    const provisioningId = uuid4();
+    const step = { brandId: state.brandId, customerId: state.customerId, provisioningId };
+    const subscription: Subscription = {
+      id: provisioningId,
+      planCode: offer.plan.code,
+      planVersion: offer.plan.version,
+      planName: offer.plan.name,
+      currency: offer.currency,
+      listPriceMinor: offer.listPriceMinor,
+      discountPercent: offer.discountPercent,
+      discountPeriods: offer.discountPeriods,
+      offerRule: offer.rule,
+      billingPeriod: resolved.billingPeriod,
+      startedAt,
+    };
+    const period = billingPeriod(startedAt, resolved.billingPeriod, 1);
+
+    // The saga: each completed step pushes its undo; a failure runs them in reverse.
+    const compensations: Array<() => Promise<void>> = [];
+    try {
+      await provisioning.createCredential({ ...step, hash: req.credential.hash, prefix: req.credential.prefix });
+      compensations.unshift(() => compensating.revokeCredential(step));
+      await provisioning.grantEntitlements({ ...step, entitlements: resolved.entitlements });
+      compensations.unshift(() => compensating.revokeEntitlements(step));
+      await provisioning.createSubscription({ ...step, subscription, periodStart: period.start, periodEnd: period.end });
+      compensations.unshift(() => compensating.cancelSubscription(step));
+    } catch (err) {
+      for (const undo of compensations) await undo();
+      const cause = recordActivationError(err);
+      state.lastActivationError = { ...cause, type: ErrorTypes.PROVISIONING_FAILED, message: `provisioning failed and was rolled back: ${cause.message}` };
+      throw updateFailure(state.lastActivationError);
+    }
+
+    state.subscription = subscription;
+    state.entitlements = resolved.entitlements;
+    state.currentPeriod = period;
+    state.lastActivationError = null;
+    await moveTo('active');
+    if (state.lead) await bookkeeping.recordLeadConverted({ brandId: state.brandId, customerId: state.customerId, at: startedAt });
+    await bookkeeping.sendLifecycleMessage({
+      brandId: state.brandId,
+      customerId: state.customerId,
+      dedupeKey: `welcome:${state.customerId}`,
+      category: 'transactional',
+      template: 'welcome',
+      recipient: state.email,
+      data: { plan: subscription.planName },
+    });
+    return { stage: state.stage, offer, subscription, entitlements: resolved.entitlements, currentPeriod: period };
+  }
+
+  /** Keeps the failure visible in the customer's state; activity failures carry the real type in their cause. */
+  function recordActivationError(err: unknown): ActivationError {
+    const failure = err as { type?: string; message?: string; cause?: { type?: string; message?: string } };
+    const source = failure.cause?.type ? failure.cause : failure;
+    state.lastActivationError = { type: source.type ?? 'ERROR', message: String(source.message ?? 'activation failed'), at: nowIso() };
+    return state.lastActivationError;
+  }
+
+  if (firstRun) {
+    publishSearchAttributes();
+    await register();
+  }
+
+  if (state.stage === 'lead') {
+    await nurtureUntilConvertedOrExpired(state, () => activating);
+    if (state.stage === 'lead') {
+      if (workflowInfo().continueAsNewSuggested) return carryOn(state);
+      // Expired: close the loop on attribution and end this customer's workflow.
+      await moveTo('lead_expired');
+      if (state.lead) await bookkeeping.recordLeadExpired({ brandId: state.brandId, customerId: state.customerId, at: nowIso() });
+      await condition(allHandlersFinished);
+      return;
+    }
+  }
+
+  // Active: wait out the billing period (billing arrives with the rating issue), then roll over.
+  const period = state.currentPeriod!;
+  const msLeft = Date.parse(period.end) - Date.now();
+  if (msLeft > 0) await condition(() => workflowInfo().continueAsNewSuggested, msLeft);
+  const subscription = state.subscription!;
+  if (Date.now() >= Date.parse(period.end)) {
+    state.currentPeriod = billingPeriod(subscription.startedAt, subscription.billingPeriod, period.number + 1);
+  }
+  return carryOn(state);
+
+  /** Nurtures a lead on durable timers until it converts or its time runs out. */
+  async function nurtureUntilConvertedOrExpired(s: CustomerState, isActivating: () => boolean): Promise<void> {
+    const policy = await bookkeeping.getAcquisitionPolicy({ brandId: s.brandId });
+    const lead = s.lead;
+    const capturedAt = new Date(lead?.capturedAt ?? s.createdAt);
+    // Fixed when first computed, so a later policy change does not move a lead's deadline.
+    const expiresAt = lead?.expiresAt ?? addDuration(capturedAt, parseIsoDuration(policy.leadExpiresAfter)).toISOString();
+    if (lead) lead.expiresAt = expiresAt;
+    const converted = () => s.stage !== 'lead';
+    for (;;) {
+      if (converted() || workflowInfo().continueAsNewSuggested) return;
+      const next = lead ? policy.nurture[lead.nurtureSent] : undefined;
+      const nextAt = next ? addDuration(capturedAt, parseIsoDuration(next.after)).getTime() : Infinity;
+      const until = Math.min(nextAt, Date.parse(expiresAt));
+      const wait = until - Date.now();
+      if (wait > 0) {
+        await condition(() => converted() || workflowInfo().continueAsNewSuggested, wait);
+        continue;
+      }
+      // An activation in flight wins over expiry and nurture: let it finish first.
+      if (isActivating()) {
+        await condition(() => !isActivating());
+        continue;
+      }
+      if (next && lead && nextAt <= Date.parse(expiresAt)) {
+        await bookkeeping.sendLifecycleMessage({
+          brandId: s.brandId,
+          customerId: s.customerId,
+          dedupeKey: `nurture:${s.customerId}:${lead.nurtureSent}:${next.template}`,
+          category: 'nurture',
+          template: next.template,
+          recipient: s.email,
+          data: { source: lead.source, campaign: lead.campaign },
+        });
+        lead.nurtureSent += 1;
+        continue;
+      }
+      return; // expired
+    }
+  }
+}
+
+/** An update handler fails its update (not the workflow) by throwing an ApplicationFailure. */
+function updateFailure(e: ActivationError): ApplicationFailure {
+  return ApplicationFailure.create({ type: e.type, message: e.message, nonRetryable: true });
+}
+
+/** Waits for in-flight handlers, then starts the next run with the state carried over. */
+async function carryOn(state: CustomerState): Promise<never> {
+  await condition(allHandlersFinished);
+  return continueAsNew<typeof customerWorkflow>({
+    brandId: state.brandId,
+    customerId: state.customerId,
+    email: state.email,
+    name: state.name ?? undefined,
+    carried: state,
   });
 }

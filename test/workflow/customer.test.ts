@@ -1,4 +1,6 @@
 import assert from 'node:assert/strict';
+import crypto from 'node:crypto';
+import { ApplicationFailure } from '@temporalio/common';
 import { TestWorkflowEnvironment } from '@temporalio/testing';
 import { Worker } from '@temporalio/worker';
 import { createActivities } from '../../activities';
@@ -6,22 +8,46 @@ import type { Db } from '../../infra/db';
 import { ensureBrand } from '../../infra/brands';
 import { customerWorkflowId } from '../../domain/ids';
 import { customerWorkflow } from '../../workflows/customer';
-import { getCustomerQuery } from '../../workflows/shared';
+import { activateUpdate, ActivateInput, CustomerWorkflowInput, getCustomerQuery } from '../../workflows/shared';
+import { seedPlans, setPolicy, TEST_OFFER_RULES } from '../support/fixtures';
 import { testDb, timeSkippingEnvironment, uniqueId, workflowBundle } from '../support/helpers';
 
 const DAY = 24 * 60 * 60 * 1000;
-const BRAND = 'wf-test';
+
+function credential(): ActivateInput['credential'] {
+  const secret = crypto.randomBytes(16).toString('hex');
+  return { hash: crypto.createHash('sha256').update(secret).digest('hex'), prefix: secret.slice(0, 8) };
+}
+
+/** A rejected or failed update, by the error type it carries (validator rejections prefix it). */
+function failedWith(type: string) {
+  return (err: unknown) => {
+    const cause = (err as { cause?: { type?: string; message?: string } }).cause;
+    return cause?.type === type || (cause?.message ?? '').startsWith(`${type}:`);
+  };
+}
 
 describe('customer workflow (time-skipping server, real bundle, real PostgreSQL)', function () {
   this.timeout(120_000);
   let env: TestWorkflowEnvironment;
   let db: Db;
+  let brand: string;
 
   before(async function () {
     this.timeout(180_000);
     [env] = await Promise.all([timeSkippingEnvironment(), workflowBundle()]);
     db = testDb();
-    await ensureBrand(db, { id: BRAND, name: 'Workflow tests', currency: 'USD', mode: 'sandbox' });
+    brand = uniqueId('wf').toLowerCase().slice(0, 40);
+    await ensureBrand(db, { id: brand, name: 'Workflow tests', currency: 'USD', mode: 'sandbox' });
+    await seedPlans(db, brand);
+    await setPolicy(db, brand, 'offers', TEST_OFFER_RULES);
+    await setPolicy(db, brand, 'acquisition', {
+      nurture: [
+        { after: 'P1D', template: 'nurture-welcome' },
+        { after: 'P3D', template: 'nurture-reminder' },
+      ],
+      leadExpiresAfter: 'P7D',
+    });
   });
 
   // Time skipping is global: a leftover workflow whose worker is gone would hold time still
@@ -38,71 +64,169 @@ describe('customer workflow (time-skipping server, real bundle, real PostgreSQL)
     await env?.teardown();
   });
 
-  async function worker(taskQueue: string): Promise<Worker> {
-    return Worker.create({
-      connection: env.nativeConnection,
-      taskQueue,
-      workflowBundle: await workflowBundle(),
-      activities: createActivities({ db }),
-    });
+  async function worker(taskQueue: string, activities: object = createActivities({ db })): Promise<Worker> {
+    return Worker.create({ connection: env.nativeConnection, taskQueue, workflowBundle: await workflowBundle(), activities });
   }
 
-  it('sleeps a simulated 30 days in seconds and rolls into the next billing period', async () => {
+  async function startCustomer(taskQueue: string, extra: Partial<CustomerWorkflowInput> = {}) {
     const customerId = uniqueId('cus');
-    const taskQueue = uniqueId('tq');
-    const workflowId = customerWorkflowId(BRAND, customerId);
+    const workflowId = customerWorkflowId(brand, customerId);
     started.push(workflowId);
-    const w = await worker(taskQueue);
-    await w.runUntil(async () => {
-      const handle = await env.client.workflow.start(customerWorkflow, {
-        workflowId,
-        taskQueue,
-        args: [{ brandId: BRAND, customerId, email: 'ada@example.com', billingPeriod: 'P30D' }],
-      });
-      const first = await handle.query(getCustomerQuery);
-      assert.equal(first.currentPeriod.number, 1);
-      assert.equal(Date.parse(first.currentPeriod.end) - Date.parse(first.currentPeriod.start), 30 * DAY);
-
-      const realStart = Date.now();
-      await env.sleep('30 days');
-      await env.sleep('1 minute');
-      const realElapsed = Date.now() - realStart;
-
-      const latest = env.client.workflow.getHandle(workflowId);
-      const after = await latest.query(getCustomerQuery);
-      assert.equal(after.currentPeriod.number, 2);
-      assert.equal(after.currentPeriod.start, first.currentPeriod.end, 'periods tile with no gap');
-      assert.equal(after.signedUpAt, first.signedUpAt, 'the billing anchor survives continue-as-new');
-      const { runId } = await latest.describe();
-      assert.notEqual(runId, handle.firstExecutionRunId, 'the new period runs in a fresh history');
-      assert.ok(realElapsed < 30 * DAY, 'time was skipped, not waited');
+    if (extra.lead) {
+      await db('leads').insert({ brand_id: brand, id: customerId, email: 'lead@example.com', source: extra.lead.source, campaign: extra.lead.campaign });
+    }
+    const handle = await env.client.workflow.start(customerWorkflow, {
+      workflowId,
+      taskQueue,
+      args: [{ brandId: brand, customerId, email: 'lead@example.com', ...extra }],
     });
-    const row = await db('customers').where({ brand_id: BRAND, id: customerId }).first();
-    assert.equal(row?.email, 'ada@example.com');
-    assert.equal(row?.workflow_id, workflowId);
+    return { customerId, workflowId, handle };
+  }
+
+  it('nurtures a lead on durable timers and expires it when it never converts', async () => {
+    const taskQueue = uniqueId('tq');
+    await (await worker(taskQueue)).runUntil(async () => {
+      const { customerId, handle } = await startCustomer(taskQueue, { lead: { source: 'ads', campaign: 'spring', attributes: {} } });
+      const first = await handle.query(getCustomerQuery);
+      assert.equal(first.stage, 'lead');
+      await env.sleep(2 * DAY);
+      assert.equal((await handle.query(getCustomerQuery)).lead?.nurtureSent, 1);
+      await handle.result(); // skips to the expiry and ends
+      const last = await handle.query(getCustomerQuery);
+      assert.equal(last.stage, 'lead_expired');
+      assert.equal(last.lead?.nurtureSent, 2);
+      assert.equal(Date.parse(last.lead!.expiresAt!) - Date.parse(last.lead!.capturedAt), 7 * DAY);
+      const messages = await db('outbound_messages').where({ brand_id: brand, customer_id: customerId }).orderBy('id');
+      assert.deepEqual(messages.map((m) => m.template), ['nurture-welcome', 'nurture-reminder']);
+      const lead = await db('leads').where({ brand_id: brand, id: customerId }).first();
+      assert.equal(lead.status, 'expired');
+      assert.equal((await db('customers').where({ brand_id: brand, id: customerId }).first()).stage, 'lead_expired');
+    });
   });
 
-  it('keeps every period in a bounded history across a simulated year', async () => {
-    const customerId = uniqueId('cus');
+  it("converts a lead with the offer engine's choice and provisions it", async () => {
     const taskQueue = uniqueId('tq');
-    const workflowId = customerWorkflowId(BRAND, customerId);
-    started.push(workflowId);
-    const w = await worker(taskQueue);
-    await w.runUntil(async () => {
-      await env.client.workflow.start(customerWorkflow, {
-        workflowId,
-        taskQueue,
-        args: [{ brandId: BRAND, customerId, email: 'grace@example.com' }],
+    await (await worker(taskQueue)).runUntil(async () => {
+      const { customerId, handle } = await startCustomer(taskQueue, { lead: { source: 'ads', campaign: 'spring', attributes: {} } });
+      const result = await handle.executeUpdate(activateUpdate, {
+        args: [{ paymentMethod: 'tok_visa', buyer: { country: 'DE' }, credential: credential() }],
       });
-      // Month by month, as a year would pass; the server skips each timer.
-      for (let month = 0; month < 12; month += 1) await env.sleep(31 * DAY);
-      const handle = env.client.workflow.getHandle(workflowId);
+      assert.equal(result.offer.rule, 'de-pro');
+      assert.equal(result.subscription.planCode, 'pro');
+      assert.equal(result.subscription.discountPercent, 20);
+      assert.equal(result.offer.firstPeriodPriceMinor, 3920);
       const state = await handle.query(getCustomerQuery);
-      assert.equal(state.currentPeriod.number, 13);
-      const history = await handle.fetchHistory();
-      assert.ok((history.events?.length ?? 0) < 20, `one period's run has a short history, got ${history.events?.length}`);
+      assert.equal(state.stage, 'active');
+      assert.deepEqual(state.entitlements?.features, ['api', 'sso']);
+      assert.equal(state.currentPeriod?.number, 1);
+
+      const where = { brand_id: brand, customer_id: customerId };
+      assert.equal((await db('customer_credentials').where(where).whereNull('revoked_at')).length, 1);
+      assert.equal((await db('entitlements').where({ ...where, active: true })).length, 1);
+      const subs = await db('subscriptions').where(where);
+      assert.equal(subs.length, 1);
+      assert.equal(subs[0].plan_code, 'pro');
+      assert.equal(subs[0].status, 'active');
+      assert.equal((await db('leads').where({ brand_id: brand, id: customerId }).first()).status, 'converted');
+      const { searchAttributes } = await handle.describe();
+      assert.deepEqual(searchAttributes.PlanCode, ['pro']);
+      assert.deepEqual(searchAttributes.CustomerStage, ['active']);
+
+      // A second activation is rejected by the validator and changes nothing.
+      await assert.rejects(
+        handle.executeUpdate(activateUpdate, { args: [{ paymentMethod: 'tok_visa', credential: credential() }] }),
+        failedWith('ALREADY_ACTIVE'),
+      );
+      assert.equal((await db('subscriptions').where(where)).length, 1);
     });
-    const rows = await db('customers').where({ brand_id: BRAND, id: customerId });
-    assert.equal(rows.length, 1, 'registered once, not once per period');
+  });
+
+  it('rejects an invalid payment token and an unknown plan, leaving the lead as it was', async () => {
+    const taskQueue = uniqueId('tq');
+    await (await worker(taskQueue)).runUntil(async () => {
+      const { customerId, handle } = await startCustomer(taskQueue, { lead: { source: 'ads', campaign: '', attributes: {} } });
+      await assert.rejects(
+        handle.executeUpdate(activateUpdate, { args: [{ paymentMethod: 'card 4242', credential: credential() }] }),
+        failedWith('INVALID_PAYMENT_METHOD'),
+      );
+      await assert.rejects(
+        handle.executeUpdate(activateUpdate, { args: [{ plan: 'platinum', paymentMethod: 'tok_visa', credential: credential() }] }),
+        failedWith('PLAN_NOT_FOUND'),
+      );
+      const state = await handle.query(getCustomerQuery);
+      assert.equal(state.stage, 'lead');
+      assert.equal(state.lastActivationError?.type, 'PLAN_NOT_FOUND');
+      assert.equal((await db('subscriptions').where({ brand_id: brand, customer_id: customerId })).length, 0);
+    });
+  });
+
+  it('compensates a provisioning failure half-way and can be activated afterwards', async () => {
+    const taskQueue = uniqueId('tq');
+    const real = createActivities({ db });
+    let failSubscription = true;
+    const activities = {
+      ...real,
+      // The database refusing the subscription row, as an outage that outlasts the retries would.
+      async createSubscription(input: Parameters<typeof real.createSubscription>[0]) {
+        if (failSubscription) throw ApplicationFailure.nonRetryable('subscriptions table unavailable', 'DB_UNAVAILABLE');
+        return real.createSubscription(input);
+      },
+    };
+    await (await worker(taskQueue, activities)).runUntil(async () => {
+      const { customerId, handle } = await startCustomer(taskQueue, { lead: { source: 'ads', campaign: '', attributes: {} } });
+      await assert.rejects(
+        handle.executeUpdate(activateUpdate, { args: [{ plan: 'starter', paymentMethod: 'tok_visa', credential: credential() }] }),
+        failedWith('PROVISIONING_FAILED'),
+      );
+      const where = { brand_id: brand, customer_id: customerId };
+      const state = await handle.query(getCustomerQuery);
+      assert.equal(state.stage, 'lead', 'still a lead, not half-provisioned');
+      assert.equal(state.subscription, null);
+      assert.equal(state.entitlements, null);
+      assert.equal(state.lastActivationError?.type, 'PROVISIONING_FAILED');
+      assert.match(state.lastActivationError!.message, /subscriptions table unavailable/);
+      const creds = await db('customer_credentials').where(where);
+      assert.equal(creds.length, 1);
+      assert.ok(creds[0].revoked_at, 'the credential was revoked');
+      assert.equal((await db('entitlements').where(where).first()).active, false, 'entitlements were withdrawn');
+      assert.equal((await db('subscriptions').where(where)).length, 0);
+      assert.equal((await db('leads').where({ brand_id: brand, id: customerId }).first()).status, 'open');
+
+      failSubscription = false;
+      const result = await handle.executeUpdate(activateUpdate, {
+        args: [{ plan: 'starter', paymentMethod: 'tok_visa', credential: credential() }],
+      });
+      assert.equal(result.stage, 'active');
+      assert.equal((await db('entitlements').where({ ...where, active: true })).length, 1);
+      assert.equal((await db('customer_credentials').where(where).whereNull('revoked_at')).length, 1);
+      assert.equal((await handle.query(getCustomerQuery)).lastActivationError, null);
+    });
+  });
+
+  it('lives 24 monthly periods, each in a fresh bounded history, carrying its state', async () => {
+    const taskQueue = uniqueId('tq');
+    await (await worker(taskQueue)).runUntil(async () => {
+      const { workflowId, handle } = await startCustomer(taskQueue);
+      const activated = await handle.executeUpdate(activateUpdate, {
+        args: [{ plan: 'pro', paymentMethod: 'tok_visa', credential: credential() }],
+      });
+      const lengths: number[] = [];
+      const runIds = new Set<string>();
+      for (let month = 0; month < 24; month += 1) {
+        await env.sleep(31 * DAY);
+        const current = env.client.workflow.getHandle(workflowId);
+        const { runId, historyLength } = await current.describe();
+        runIds.add(runId);
+        lengths.push(historyLength);
+      }
+      const state = await env.client.workflow.getHandle(workflowId).query(getCustomerQuery);
+      assert.ok(state.currentPeriod!.number >= 24, `period ${state.currentPeriod!.number}`);
+      assert.equal(state.stage, 'active');
+      assert.equal(state.subscription?.planCode, 'pro');
+      assert.equal(state.subscription?.startedAt, activated.subscription.startedAt, 'the billing anchor is carried');
+      assert.deepEqual(state.entitlements, activated.entitlements);
+      assert.equal(runIds.size, 24, 'a new run every period');
+      assert.ok(Math.max(...lengths) <= 12, `history per run stays bounded: ${lengths.join(',')}`);
+    });
   });
 });
