@@ -1,4 +1,5 @@
 /** Customer registry, lead outcomes and outbound messages: the customer workflow's bookkeeping. */
+import { markLeadConverted, markLeadExpired } from '../data/leads';
 import { getPolicy } from '../data/policies';
 import type { Db } from '../infra/db';
 import type { Policy } from '../domain/policies';
@@ -67,12 +68,11 @@ export function createCustomerActivities({ db }: { db: Db }) {
     },
 
     async recordLeadConverted({ brandId, customerId, at }: { brandId: string; customerId: string; at: string }): Promise<void> {
-      // Converted is final; an expired lead may still convert if it is activated.
-      await db('leads').where({ brand_id: brandId, id: customerId }).whereIn('status', ['open', 'expired']).update({ status: 'converted', converted_at: at });
+      await markLeadConverted(db, brandId, customerId, new Date(at));
     },
 
     async recordLeadExpired({ brandId, customerId, at }: { brandId: string; customerId: string; at: string }): Promise<void> {
-      await db('leads').where({ brand_id: brandId, id: customerId, status: 'open' }).update({ status: 'expired', expired_at: at });
+      await markLeadExpired(db, brandId, customerId, new Date(at));
     },
   };
 }

@@ -19,6 +19,7 @@ import { requireTemporalCli } from '../infra/temporal-binaries';
 import { connectClient, connectWorker } from '../infra/temporal';
 import { createWorker } from '../workers/worker';
 import { SEARCH_ATTRIBUTE_KEYS } from '../workflows/shared';
+import { seedDemoBrand } from './seed';
 
 const DEV_BRAND = { id: 'demo', name: 'Demo Co (sandbox)', currency: 'USD', mode: 'sandbox' as const };
 
@@ -72,6 +73,10 @@ async function main(): Promise<void> {
     if (applied.length) step(`applied ${applied.length} migration(s)`);
 
     await ensureBrand(db, DEV_BRAND);
+    const seeded = await seedDemoBrand(db);
+    if (seeded.plans.length) step(`seeded plans ${seeded.plans.join(', ')} for brand ${DEV_BRAND.id}`);
+    if (seeded.policies.length) step(`seeded ${seeded.policies.join(', ')} policies for brand ${DEV_BRAND.id}`);
+    for (const s of seeded.skipped) step(`not seeding the ${s.kind} policy: ${s.reason}`);
     const devKey = await devApiKey(db, paths.devApiKey);
 
     let temporalAddress = config.temporalAddress;
@@ -131,16 +136,25 @@ async function main(): Promise<void> {
       `  Brand          ${DEV_BRAND.id} (${DEV_BRAND.mode}, ${DEV_BRAND.currency})`,
       `  Dev API key    ${devKey}`,
       '',
-      '  Try:',
-      `    curl -s -X POST ${server.url}/v1/customers -H "Authorization: Bearer ${devKey}" \\`,
-      `      -H 'Content-Type: application/json' -d '{"id":"cus_1","email":"ada@example.com","name":"Ada"}'`,
-      `    curl -s ${server.url}/v1/customers/cus_1 -H "Authorization: Bearer ${devKey}"`,
-      '',
       '  Ctrl-C stops everything; the next `npm start` resumes the same data.',
     ];
     const width = Math.max(...lines.map((l) => l.length)) + 2;
     const bar = '─'.repeat(width);
-    process.stdout.write(`\n┌${bar}┐\n${lines.map((l) => `│ ${l.padEnd(width - 1)}│`).join('\n')}\n└${bar}┘\n`);
+    const auth = `-H "Authorization: Bearer ${devKey}"`;
+    const json = `-H 'Content-Type: application/json'`;
+    const tryIt = [
+      '',
+      'Try it:',
+      `  curl -s ${server.url}/v1/plans ${auth}`,
+      `  curl -s '${server.url}/v1/offers/preview?country=DE' ${auth}`,
+      `  curl -s -X POST ${server.url}/v1/customers ${auth} ${json} \\`,
+      `    -d '{"id":"cus_1","email":"ada@example.com","plan":"minute","paymentMethod":"tok_visa"}'`,
+      `  curl -s ${server.url}/v1/customers/cus_1 ${auth}`,
+      `  curl -s -X POST ${server.url}/v1/leads ${auth} ${json} -d '{"email":"bo@example.com","source":"ads","campaign":"launch"}'`,
+      `  curl -s ${server.url}/v1/analytics/acquisition ${auth}`,
+      '',
+    ];
+    process.stdout.write(`\n┌${bar}┐\n${lines.map((l) => `│ ${l.padEnd(width - 1)}│`).join('\n')}\n└${bar}┘\n${tryIt.join('\n')}\n`);
   } catch (err) {
     console.error(`\nnpm start failed: ${(err as Error).message}`);
     await shutdown(1);
