@@ -12,6 +12,7 @@ import { registerAnalyticsRoutes } from './analytics';
 import { registerPlanRoutes } from './plans';
 import { registerPolicyRoutes } from './policies';
 import { registerOfferRoutes } from './offers';
+import { registerUsageRoutes } from './usage';
 import { ApiError, errorHandler } from './errors';
 import { createMetrics } from './metrics';
 import { Api, routeOf } from './route';
@@ -93,6 +94,8 @@ export function createApp(deps: AppDeps): Express {
 
   const v1 = express.Router();
   const api = new Api(v1, '/v1');
+  // Usage batches carry up to 10,000 events; every other body is small.
+  v1.use('/customers/:id/usage', express.json({ limit: '16mb', strict: true }));
   v1.use(express.json({ limit: '1mb', strict: true }));
   // The document is public so client generators can fetch it without a key.
   v1.get('/openapi.json', (_req, res) => {
@@ -100,6 +103,7 @@ export function createApp(deps: AppDeps): Express {
   });
   v1.use(requireApiKey(db));
   registerCustomerRoutes(api, { temporal, db, taskQueue: deps.config.taskQueue, queryTimeoutMs: deps.queryTimeoutMs });
+  registerUsageRoutes(api, { temporal, db, logger });
   registerLeadRoutes(api, { temporal, db, taskQueue: deps.config.taskQueue });
   registerAnalyticsRoutes(api, { db });
   registerPlanRoutes(api, { db });

@@ -21,6 +21,14 @@ export interface Config {
   apiPort: number;
   apiHost: string;
   logLevel: string;
+  /** Set when mail goes to an external SMTP server; unset means "start the loopback sink" (npm start). */
+  smtpHost?: string;
+  /** The port of SMTP_HOST (default 25), or the port the loopback sink prefers (default 2525). */
+  smtpPort: number;
+  /** Base URL customers reach the API at, for links in emails (PUBLIC_URL). */
+  publicUrl: string;
+  /** Sender of outbound email. */
+  mailFrom: string;
 }
 
 export class ConfigError extends Error {
@@ -54,6 +62,11 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     throw new ConfigError(`LOG_LEVEL must be one of ${LOG_LEVELS.join(', ')}, got "${logLevel}"`);
   }
   const temporalDevPort = port(env, 'TEMPORAL_DEV_PORT', 7233);
+  const smtpHost = optional(env, 'SMTP_HOST');
+  const mailFrom = optional(env, 'MAIL_FROM') ?? 'billing@closeloop.local';
+  if (!/^[^@\s<>]+@[^@\s<>]+$|<[^@\s<>]+@[^@\s<>]+>$/.test(mailFrom)) {
+    throw new ConfigError(`MAIL_FROM must be an email address such as billing@example.com or "Billing <billing@example.com>", got "${mailFrom}"`);
+  }
   return {
     stateDir: stateDir(env),
     databaseUrl,
@@ -66,6 +79,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     apiPort: port(env, 'PORT', 3000),
     apiHost: optional(env, 'HOST') ?? '127.0.0.1',
     logLevel,
+    smtpHost,
+    smtpPort: port(env, 'SMTP_PORT', smtpHost ? 25 : 2525),
+    mailFrom,
+    publicUrl: (optional(env, 'PUBLIC_URL') ?? `http://${optional(env, 'HOST') ?? '127.0.0.1'}:${port(env, 'PORT', 3000)}`).replace(/\/$/, ''),
   };
 }
 

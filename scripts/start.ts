@@ -5,6 +5,7 @@
  * start resumes the same data. Any external service set in the environment is used instead.
  */
 import fs from 'node:fs';
+import path from 'node:path';
 import { DefaultLogger, Runtime } from '@temporalio/worker';
 import { createApp } from '../api/app';
 import { createApiKey, hashApiKey } from '../api/auth';
@@ -15,6 +16,8 @@ import { createDb, migrateLatest } from '../infra/db';
 import { createLogger } from '../infra/logger';
 import { freePort, startEmbeddedPostgres } from '../infra/postgres';
 import { isPortFree, RunningProcess, startTemporalDevServer } from '../infra/processes';
+import { createMailer } from '../infra/mailer';
+import { startSmtpSink } from '../infra/smtp-sink';
 import { requireTemporalCli } from '../infra/temporal-binaries';
 import { connectClient, connectWorker } from '../infra/temporal';
 import { createWorker } from '../workers/worker';
@@ -101,9 +104,27 @@ async function main(): Promise<void> {
     }
     const target = { address: temporalAddress, namespace: config.temporalNamespace };
 
+    // Outbound email goes to SMTP_HOST, or to a loopback sink that keeps every message as .eml.
+    let smtp = { host: config.smtpHost ?? '', port: config.smtpPort };
+    const mailDir = path.join(config.stateDir, 'mail');
+    if (!config.smtpHost) {
+      step(`starting the SMTP sink (messages saved in ${mailDir})`);
+      const sink = await startSmtpSink({ port: await pickPort(config.smtpPort, 'SMTP sink'), dir: mailDir });
+      stops.push(['SMTP sink', sink.stop]);
+      smtp = { host: sink.host, port: sink.port };
+    }
+
     step('bundling workflows and starting the worker');
     const workerConnection = await connectWorker(target);
-    const worker = await createWorker({ connection: workerConnection, namespace: config.temporalNamespace, taskQueue: config.taskQueue, db });
+    const mailer = createMailer({ host: smtp.host, port: smtp.port, from: config.mailFrom });
+    const worker = await createWorker({
+      connection: workerConnection,
+      namespace: config.temporalNamespace,
+      taskQueue: config.taskQueue,
+      db,
+      mailer,
+      publicUrl: config.publicUrl,
+    });
     const workerRun = worker.run();
     stops.push([
       'worker',
@@ -111,6 +132,7 @@ async function main(): Promise<void> {
         if (worker.getState() === 'RUNNING') worker.shutdown();
         await workerRun;
         await workerConnection.close();
+        mailer.close();
       },
     ]);
     workerRun.catch((err) => {
@@ -133,6 +155,7 @@ async function main(): Promise<void> {
       uiUrl ? `  Temporal UI    ${uiUrl}/namespaces/${ns}/workflows` : `  Temporal       ${temporalAddress} (external)`,
       `  Temporal gRPC  ${temporalAddress}   namespace ${config.temporalNamespace}, task queue ${config.taskQueue}`,
       `  PostgreSQL     ${databaseUrl.replace(/\/\/([^:]+):[^@]+@/, '//$1:***@')}`,
+      `  Mail (SMTP)    ${smtp.host}:${smtp.port}${config.smtpHost ? ' (external)' : `, messages saved in ${mailDir}`}`,
       `  Brand          ${DEV_BRAND.id} (${DEV_BRAND.mode}, ${DEV_BRAND.currency})`,
       `  Dev API key    ${devKey}`,
       '',

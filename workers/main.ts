@@ -2,7 +2,8 @@
  * `npm run worker`: the worker alone, against external services (TEMPORAL_ADDRESS,
  * TEMPORAL_NAMESPACE, DATABASE_URL). Stops cleanly on SIGINT/SIGTERM.
  */
-import { loadConfig, requireExternal } from '../infra/config';
+import { ConfigError, loadConfig, requireExternal } from '../infra/config';
+import { createMailer } from '../infra/mailer';
 import { createDb, migrateLatest } from '../infra/db';
 import { createLogger } from '../infra/logger';
 import { ensureSearchAttributes } from '../infra/search-attributes';
@@ -19,11 +20,14 @@ async function main(): Promise<void> {
   if (process.env.REGISTER_SEARCH_ATTRIBUTES !== '0') {
     await ensureSearchAttributes(connection, config.temporalNamespace);
   }
-  const worker = await createWorker({ connection, namespace: config.temporalNamespace, taskQueue: config.taskQueue, db });
+  if (!config.smtpHost) throw new ConfigError('SMTP_HOST must be set for the worker: it emails invoices and notices');
+  const mailer = createMailer({ host: config.smtpHost, port: config.smtpPort, from: config.mailFrom });
+  const worker = await createWorker({ connection, namespace: config.temporalNamespace, taskQueue: config.taskQueue, db, mailer, publicUrl: config.publicUrl });
   log.info({ taskQueue: config.taskQueue, namespace: config.temporalNamespace }, 'worker started');
   // Worker.run() shuts down on SIGINT/SIGTERM by default (the SDK's shutdownSignals).
   await worker.run();
   await connection.close();
+  mailer.close();
   await db.destroy();
   log.info('worker stopped');
 }

@@ -8,7 +8,6 @@ export interface CloseloopWorkerOptions extends ActivityDeps {
   taskQueue: string;
   /** A prebuilt bundle (tests build one per suite); otherwise the workflows are bundled at start. */
   workflowBundle?: WorkerOptions['workflowBundle'];
-  /** Log sink for the SDK's own runtime logger is configured once per process by the caller. */
 }
 
 export const WORKFLOWS_PATH = require.resolve('../workflows');
@@ -19,6 +18,6 @@ export async function createWorker(opts: CloseloopWorkerOptions): Promise<Worker
     namespace: opts.namespace,
     taskQueue: opts.taskQueue,
     ...(opts.workflowBundle ? { workflowBundle: opts.workflowBundle } : { workflowsPath: WORKFLOWS_PATH }),
-    activities: createActivities({ db: opts.db }),
+    activities: createActivities({ db: opts.db, mailer: opts.mailer, publicUrl: opts.publicUrl }),
   });
 }

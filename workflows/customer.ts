@@ -16,7 +16,7 @@ import {
   workflowInfo,
 } from '@temporalio/workflow';
 import type { createActivities } from '../activities';
-import { addDuration, billingPeriod, parseIsoDuration } from '../domain/period';
+import { addDuration, billingPeriod, BillingPeriod, parseIsoDuration } from '../domain/period';
 import {
   ActivateInput,
   activateUpdate,
@@ -57,6 +57,7 @@ const compensating = proxyActivities<Activities>({
 });
 
 const STAGE_HISTORY_LIMIT = 20;
+const INVOICE_HISTORY_LIMIT = 12;
 
 function nowIso(): string {
   return new Date(Date.now()).toISOString();
@@ -76,6 +77,7 @@ function initialState(input: CustomerWorkflowInput): CustomerState {
     entitlements: null,
     currentPeriod: null,
     balanceMinor: 0,
+    billing: { openingInvoiced: false, invoices: [] },
     dunningState: 'none',
     lastActivationError: null,
     stageHistory: [{ stage: 'lead', at: createdAt }],
@@ -193,6 +195,9 @@ export async function customerWorkflow(input: CustomerWorkflowInput): Promise<vo
     state.lastActivationError = null;
     await moveTo('active');
     if (state.lead) await bookkeeping.recordLeadConverted({ brandId: state.brandId, customerId: state.customerId, at: startedAt });
+    // The first period's fee is invoiced in advance, so the caller sees it in the result.
+    await bill({ billingKey: 'opening', kind: 'opening', closingPeriod: null, advancePeriod: period });
+    state.billing.openingInvoiced = true;
     await bookkeeping.sendLifecycleMessage({
       brandId: state.brandId,
       customerId: state.customerId,
@@ -230,15 +235,50 @@ export async function customerWorkflow(input: CustomerWorkflowInput): Promise<vo
     }
   }
 
-  // Active: wait out the billing period (billing arrives with the rating issue), then roll over.
+  // Active: the fee for the first period was invoiced in advance at activation; at each
+  // period's end, usage is rated in arrears together with the next period's fee.
+  await condition(() => !activating);
+  const subscription = state.subscription!;
+  if (!state.billing.openingInvoiced) {
+    await bill({ billingKey: 'opening', kind: 'opening', closingPeriod: null, advancePeriod: state.currentPeriod! });
+    state.billing.openingInvoiced = true;
+  }
   const period = state.currentPeriod!;
   const msLeft = Date.parse(period.end) - Date.now();
   if (msLeft > 0) await condition(() => workflowInfo().continueAsNewSuggested, msLeft);
-  const subscription = state.subscription!;
   if (Date.now() >= Date.parse(period.end)) {
-    state.currentPeriod = billingPeriod(subscription.startedAt, subscription.billingPeriod, period.number + 1);
+    const next = billingPeriod(subscription.startedAt, subscription.billingPeriod, period.number + 1);
+    await bill({ billingKey: `period:${period.number}`, kind: 'period', closingPeriod: period, advancePeriod: next });
+    state.currentPeriod = next;
   }
   return carryOn(state);
+
+  /** Finalize (idempotent by billing key), then present; collections take over from here. */
+  async function bill(what: { billingKey: string; kind: 'opening' | 'period'; closingPeriod: BillingPeriod | null; advancePeriod: BillingPeriod | null }) {
+    const invoice = await bookkeeping.finalizeInvoice({
+      brandId: state.brandId,
+      customerId: state.customerId,
+      subscription: state.subscription!,
+      issuedAt: nowIso(),
+      ...what,
+    });
+    if (!state.billing.invoices.some((i) => i.invoiceId === invoice.invoiceId)) {
+      state.balanceMinor += invoice.amountDueMinor;
+      state.billing.invoices = [
+        ...state.billing.invoices,
+        {
+          invoiceId: invoice.invoiceId,
+          number: invoice.number,
+          billingKey: what.billingKey,
+          currency: invoice.currency,
+          totalMinor: invoice.totalMinor,
+          amountDueMinor: invoice.amountDueMinor,
+          dueAt: invoice.dueAt,
+        },
+      ].slice(-INVOICE_HISTORY_LIMIT);
+    }
+    await bookkeeping.presentInvoice({ brandId: state.brandId, invoiceId: invoice.invoiceId });
+  }
 
   /** Nurtures a lead on durable timers until it converts or its time runs out. */
   async function nurtureUntilConvertedOrExpired(s: CustomerState, isActivating: () => boolean): Promise<void> {

@@ -3,7 +3,7 @@
  * network imports: this module is bundled into the workflow sandbox.
  */
 import { defineSearchAttributeKey, SearchAttributeType } from '@temporalio/common';
-import { defineQuery, defineUpdate } from '@temporalio/workflow';
+import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
 import type { Entitlements } from '../domain/catalog';
 import type { Buyer, Offer } from '../domain/offers';
 import type { BillingPeriod } from '../domain/period';
@@ -65,6 +65,24 @@ export interface StageChange {
   at: string;
 }
 
+/** An invoice as the customer workflow remembers it (the database holds the whole document). */
+export interface InvoiceRef {
+  invoiceId: string;
+  number: string;
+  billingKey: string;
+  currency: string;
+  totalMinor: number;
+  amountDueMinor: number;
+  dueAt: string;
+}
+
+export interface BillingState {
+  /** The recurring fee for period 1 is invoiced in advance right after activation. */
+  openingInvoiced: boolean;
+  /** The most recent invoices, newest last (bounded). */
+  invoices: InvoiceRef[];
+}
+
 export interface CustomerState {
   brandId: string;
   customerId: string;
@@ -76,7 +94,9 @@ export interface CustomerState {
   subscription: Subscription | null;
   entitlements: Entitlements | null;
   currentPeriod: BillingPeriod | null;
+  /** What the customer owes on finalized invoices (collections reduce it). */
   balanceMinor: number;
+  billing: BillingState;
   dunningState: 'none';
   lastActivationError: ActivationError | null;
   /** The latest stage changes, newest last (bounded). */
@@ -132,3 +152,22 @@ export const ErrorTypes = {
   INVALID_PAYMENT_METHOD: 'INVALID_PAYMENT_METHOD',
   PROVISIONING_FAILED: 'PROVISIONING_FAILED',
 } as const;
+
+/**
+ * Sent by the usage API when a batch takes a metric's unbilled total across 80 % or 100 % of its
+ * included allowance. Delivery is at least once (a retried or concurrent batch may send the same
+ * crossing again), so the workflow de-duplicates by (period, metric, threshold).
+ */
+export interface UsageThresholdCrossed {
+  metric: string;
+  threshold: 80 | 100;
+  /** Absent when the sender does not know the period: the workflow's current one applies. */
+  periodNumber?: number;
+  /** The unbilled total after the batch, an exact decimal string. */
+  quantity: string;
+  /** The plan's included allowance for the metric. */
+  included: string;
+  at: string;
+}
+
+export const usageThresholdSignal = defineSignal<[UsageThresholdCrossed]>('usageThresholdCrossed');

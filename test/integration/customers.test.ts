@@ -41,7 +41,8 @@ describe('customers over HTTP (integration, dev server)', function () {
     assert.equal(created.json.stage, 'active');
     assert.deepEqual(created.json.plan, { code: 'pro', version: 1, name: 'Pro' });
     assert.deepEqual(created.json.subscription.price, { amount: '49.00', currency: 'USD', minor: 4900 });
-    assert.deepEqual(created.json.balance, { amount: '0.00', currency: 'USD', minor: 0 });
+    // The first period's fee is invoiced in advance at activation.
+    assert.deepEqual(created.json.balance, { amount: '49.00', currency: 'USD', minor: 4900 });
     assert.deepEqual(created.json.entitlements.features, ['api', 'sso']);
     assert.equal(created.json.currentPeriod.number, 1);
     assert.match(created.json.credential.secret, /^cs_/);

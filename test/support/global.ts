@@ -8,12 +8,20 @@ import path from 'node:path';
 import { Runtime, DefaultLogger } from '@temporalio/worker';
 import { createDb, migrateLatest } from '../../infra/db';
 import { EmbeddedPostgresHandle, startEmbeddedPostgres } from '../../infra/postgres';
+import { SmtpSink, startSmtpSink } from '../../infra/smtp-sink';
 
 let pg: EmbeddedPostgresHandle | undefined;
+let sink: SmtpSink | undefined;
+
+/** The run's loopback SMTP server: every email the tests cause lands here. */
+export function testSmtpSink(): SmtpSink {
+  if (!sink) throw new Error('the SMTP sink is not running: run the tests through mocha with .mocharc.json');
+  return sink;
+}
 let tmp: string | undefined;
 
 export async function mochaGlobalSetup(): Promise<void> {
-  Runtime.install({ logger: new DefaultLogger('ERROR') });
+  Runtime.install({ logger: new DefaultLogger((process.env.TEST_LOG_LEVEL as 'WARN' | undefined) ?? 'ERROR') });
   let url = process.env.TEST_DATABASE_URL;
   if (!url) {
     process.stdout.write('  starting embedded PostgreSQL for the tests…\n');
@@ -29,9 +37,11 @@ export async function mochaGlobalSetup(): Promise<void> {
     await db.destroy();
   }
   process.env.CLOSELOOP_TEST_DATABASE_URL = url;
+  sink = await startSmtpSink({ port: 0 });
 }
 
 export async function mochaGlobalTeardown(): Promise<void> {
+  await sink?.stop();
   await pg?.stop();
   if (tmp) fs.rmSync(tmp, { recursive: true, force: true });
 }

@@ -1,7 +1,10 @@
 /** Shared test wiring: the test database, the real workflow bundle, real Temporal servers. */
 import { TestWorkflowEnvironment } from '@temporalio/testing';
 import { bundleWorkflowCode, WorkflowBundleWithSourceMap } from '@temporalio/worker';
+import { Activities, createActivities } from '../../activities';
 import { createDb, Db } from '../../infra/db';
+import { createMailer } from '../../infra/mailer';
+import { testSmtpSink } from './global';
 import { ensureSearchAttributes } from '../../infra/search-attributes';
 import { locateBinary, sdkExecutable, TEMPORAL_CLI, TEMPORAL_TEST_SERVER } from '../../infra/temporal-binaries';
 import { WORKFLOWS_PATH } from '../../workers/worker';
@@ -11,6 +14,12 @@ export function testDb(): Db {
   const url = process.env.CLOSELOOP_TEST_DATABASE_URL;
   if (!url) throw new Error('CLOSELOOP_TEST_DATABASE_URL is not set: run the tests through mocha with .mocharc.json');
   return createDb(url, { poolMax: 5 });
+}
+
+/** Real activities on the test database, mailing the run's loopback SMTP sink. */
+export function testActivities(db: Db): Activities {
+  const sink = testSmtpSink();
+  return createActivities({ db, mailer: createMailer({ host: sink.host, port: sink.port, from: 'billing@closeloop.test' }), publicUrl: 'http://127.0.0.1:3000' });
 }
 
 let bundle: Promise<WorkflowBundleWithSourceMap> | undefined;

@@ -4,14 +4,13 @@
  */
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { Worker } from '@temporalio/worker';
-import { createActivities } from '../../activities';
 import { createApp } from '../../api/app';
 import { createApiKey } from '../../api/auth';
 import { listen } from '../../api/server';
 import { ensureBrand, NewBrand } from '../../infra/brands';
 import type { Db } from '../../infra/db';
 import { createLogger } from '../../infra/logger';
-import { devServerEnvironment, testDb, uniqueId, workflowBundle } from './helpers';
+import { devServerEnvironment, testActivities, testDb, uniqueId, workflowBundle } from './helpers';
 
 export interface Stack {
   env: TestWorkflowEnvironment;
@@ -40,7 +39,7 @@ export async function startStack(opts: { activities?: (db: Db) => object } = {})
     connection: env.nativeConnection,
     taskQueue,
     workflowBundle: bundle,
-    activities: opts.activities ? opts.activities(db) : createActivities({ db }),
+    activities: opts.activities ? opts.activities(db) : testActivities(db),
   });
   const workerRun = worker.run();
   const app = createApp({ temporal: env.client, db, logger: createLogger('silent'), config: { taskQueue }, defaultMetrics: false });

@@ -82,6 +82,10 @@ describe('infra/config', () => {
         PORT: '8080',
         HOST: '0.0.0.0',
         LOG_LEVEL: 'debug',
+        SMTP_HOST: 'mail.internal',
+        SMTP_PORT: '587',
+        MAIL_FROM: 'Billing <billing@example.com>',
+        PUBLIC_URL: 'https://billing.example.com/',
       });
       assert.deepStrictEqual(config, {
         stateDir: '/var/lib/closeloop',
@@ -95,7 +99,19 @@ describe('infra/config', () => {
         apiPort: 8080,
         apiHost: '0.0.0.0',
         logLevel: 'debug',
+        smtpHost: 'mail.internal',
+        smtpPort: 587,
+        mailFrom: 'Billing <billing@example.com>',
+        publicUrl: 'https://billing.example.com',
       });
+    });
+
+    it('defaults mail to the loopback sink and links to the local API', () => {
+      const config = loadConfig({ PORT: '8080' });
+      assert.equal(config.smtpHost, undefined);
+      assert.equal(config.smtpPort, 2525);
+      assert.equal(config.mailFrom, 'billing@closeloop.local');
+      assert.equal(config.publicUrl, 'http://127.0.0.1:8080');
     });
 
     it('trims surrounding whitespace from string settings and ports', () => {

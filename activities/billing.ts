@@ -1,0 +1,69 @@
+/**
+ * The billing cycle's side effects: finalize an invoice (rate usage, compute, number, ledger —
+ * one database transaction, idempotent by billing key) and present it to the customer by
+ * email, once per invoice however often the activity is retried.
+ */
+import { ApplicationFailure } from '@temporalio/activity';
+import { finalizeInvoice, FinalizeInvoiceInput, loadInvoiceDocument } from '../data/invoices';
+import type { Db } from '../infra/db';
+import type { Mailer } from '../infra/mailer';
+import { invoiceEmail } from '../presentment/invoice-email';
+
+export type { Mailer };
+
+export interface BillingDeps {
+  db: Db;
+  mailer: Mailer;
+  /** Base URL customers open invoices at, e.g. https://billing.example.com */
+  publicUrl: string;
+}
+
+export interface InvoiceSummary {
+  invoiceId: string;
+  number: string;
+  currency: string;
+  totalMinor: number;
+  amountDueMinor: number;
+  dueAt: string;
+  created: boolean;
+}
+
+export function createBillingActivities({ db, mailer, publicUrl }: BillingDeps) {
+  return {
+    async finalizeInvoice(input: FinalizeInvoiceInput): Promise<InvoiceSummary> {
+      const { invoiceId, created } = await finalizeInvoice(db, input);
+      const doc = await loadInvoiceDocument(db, input.brandId, invoiceId);
+      if (!doc) throw ApplicationFailure.nonRetryable(`invoice ${invoiceId} vanished`, 'INVOICE_MISSING');
+      return { invoiceId, number: doc.number, currency: doc.currency, totalMinor: doc.totalMinor, amountDueMinor: doc.amountDueMinor, dueAt: doc.dueAt, created };
+    },
+
+    /**
+     * Emails the invoice. The outbox row (unique per invoice) is claimed before sending and
+     * marked sent after, so a retry after a successful send does not send again; a crash
+     * between the SMTP send and the mark may resend once, with the same Message-ID.
+     */
+    async presentInvoice({ brandId, invoiceId }: { brandId: string; invoiceId: string }): Promise<{ sent: boolean }> {
+      const doc = await loadInvoiceDocument(db, brandId, invoiceId);
+      if (!doc) throw ApplicationFailure.nonRetryable(`invoice ${invoiceId} not found`, 'INVOICE_MISSING');
+      const dedupeKey = `invoice-ready:${invoiceId}`;
+      await db('outbound_messages')
+        .insert({
+          brand_id: brandId,
+          customer_id: doc.customer.id,
+          dedupe_key: dedupeKey,
+          category: 'transactional',
+          template: 'invoice-ready',
+          recipient: doc.customer.email,
+          data: JSON.stringify({ invoiceId, number: doc.number }),
+        })
+        .onConflict(['brand_id', 'dedupe_key'])
+        .ignore();
+      const row = await db('outbound_messages').where({ brand_id: brandId, dedupe_key: dedupeKey }).first('status');
+      if (row?.status === 'sent') return { sent: false };
+      const email = await invoiceEmail(doc, { viewUrl: `${publicUrl.replace(/\/$/, '')}/v1/invoices/${invoiceId}.html` });
+      await mailer.send({ to: doc.customer.email, ...email, messageId: `<${invoiceId}@closeloop.invoice>` });
+      await db('outbound_messages').where({ brand_id: brandId, dedupe_key: dedupeKey }).update({ status: 'sent' });
+      return { sent: true };
+    },
+  };
+}
