@@ -64,6 +64,16 @@ export interface LedgerCheck {
  * zero, and the receivables account equals the invoices behind it.
  */
 export async function checkLedger(db: Db, brandId?: string): Promise<LedgerCheck> {
+  // One snapshot for all the queries, so a finalize committing meanwhile cannot look like a mismatch.
+  const trx = await db.transaction({ isolationLevel: 'repeatable read', readOnly: true });
+  try {
+    return await checkLedgerIn(trx, brandId);
+  } finally {
+    await trx.rollback();
+  }
+}
+
+async function checkLedgerIn(db: Knex.Transaction, brandId?: string): Promise<LedgerCheck> {
   const scope = (q: Knex.QueryBuilder, column: string) => (brandId ? q.where(column, brandId) : q);
   const unbalanced = await scope(
     db('ledger_transactions as t').leftJoin('ledger_entries as e', 'e.transaction_id', 't.id').groupBy('t.id').havingRaw('coalesce(sum(e.amount_minor), 0) <> 0'),

@@ -40,3 +40,30 @@ export const TEST_OFFER_RULES: Policy<'offers'> = {
     { id: 'everyone', when: {}, plan: 'starter', discountPercent: 0 },
   ],
 };
+
+/** A metered plan: a monthly fee, per-call micro-pricing above an allowance, graduated storage. */
+export async function seedMeteredPlan(db: Db, brandId: string, currency = 'USD'): Promise<void> {
+  await db('plans').insert({
+    brand_id: brandId,
+    code: 'metered',
+    version: 1,
+    name: 'Metered',
+    currency,
+    recurring_fee_minor: 1000,
+    cost_to_serve_minor: 100,
+    billing_period: 'P1M',
+    entitlements: JSON.stringify({ features: ['api'], quotas: { api_calls: 1000 } }),
+    usage_components: JSON.stringify([
+      { metric: 'api_calls', model: 'per_unit', unitPrice: '0.0004', includedQuantity: 1000 },
+      {
+        metric: 'storage_gb',
+        model: 'graduated',
+        includedQuantity: 0,
+        tiers: [
+          { upTo: 10, unitPrice: '0' },
+          { upTo: null, unitPrice: '0.25' },
+        ],
+      },
+    ]),
+  });
+}

@@ -6,7 +6,8 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { Runtime, DefaultLogger } from '@temporalio/worker';
-import { createDb, migrateLatest } from '../../infra/db';
+import { checkLedger } from '../../data/ledger';
+import { createDb, Db, migrateLatest } from '../../infra/db';
 import { EmbeddedPostgresHandle, startEmbeddedPostgres } from '../../infra/postgres';
 import { SmtpSink, startSmtpSink } from '../../infra/smtp-sink';
 
@@ -40,7 +41,25 @@ export async function mochaGlobalSetup(): Promise<void> {
   sink = await startSmtpSink({ port: 0 });
 }
 
+/**
+ * After every test, anywhere in the run: every ledger transaction sums to zero and receivables
+ * equal the invoices behind them.
+ */
+export const mochaHooks = {
+  async afterEach(this: Mocha.Context): Promise<void> {
+    const url = process.env.CLOSELOOP_TEST_DATABASE_URL;
+    if (!url) return;
+    ledgerDb ??= createDb(url, { poolMax: 2 });
+    const check = await checkLedger(ledgerDb);
+    if (check.unbalanced.length || check.receivablesMismatches.length) {
+      throw new Error(`ledger check failed after "${this.currentTest?.fullTitle()}": ${JSON.stringify(check)}`);
+    }
+  },
+};
+let ledgerDb: Db | undefined;
+
 export async function mochaGlobalTeardown(): Promise<void> {
+  await ledgerDb?.destroy();
   await sink?.stop();
   await pg?.stop();
   if (tmp) fs.rmSync(tmp, { recursive: true, force: true });

@@ -8,7 +8,9 @@ import { ensureBrand } from '../../infra/brands';
 import { customerWorkflowId } from '../../domain/ids';
 import { customerWorkflow } from '../../workflows/customer';
 import { activateUpdate, ActivateInput, CustomerWorkflowInput, getCustomerQuery } from '../../workflows/shared';
-import { seedPlans, setPolicy, TEST_OFFER_RULES } from '../support/fixtures';
+import { checkLedger } from '../../data/ledger';
+import { seedMeteredPlan, seedPlans, setPolicy, TEST_OFFER_RULES } from '../support/fixtures';
+import { testSmtpSink } from '../support/global';
 import { testActivities, testDb, timeSkippingEnvironment, uniqueId, workflowBundle } from '../support/helpers';
 
 const DAY = 24 * 60 * 60 * 1000;
@@ -39,6 +41,7 @@ describe('customer workflow (time-skipping server, real bundle, real PostgreSQL)
     brand = uniqueId('wf').toLowerCase().slice(0, 40);
     await ensureBrand(db, { id: brand, name: 'Workflow tests', currency: 'USD', mode: 'sandbox' });
     await seedPlans(db, brand);
+    await seedMeteredPlan(db, brand);
     await setPolicy(db, brand, 'offers', TEST_OFFER_RULES);
     await setPolicy(db, brand, 'acquisition', {
       nurture: [
@@ -227,6 +230,86 @@ describe('customer workflow (time-skipping server, real bundle, real PostgreSQL)
       assert.equal(runIds.size, 24, 'a new run every period');
       assert.ok(Math.max(...lengths) <= 30, `history per run stays bounded: ${lengths.join(',')}`);
       assert.ok(Math.max(...lengths.slice(1)) === Math.min(...lengths.slice(1)), `and flat: ${lengths.join(',')}`);
+    });
+  });
+
+  it('bills a metered customer over three periods: fee in advance, usage in arrears, a late event as an adjustment', async () => {
+    const taskQueue = uniqueId('tq');
+    await (await worker(taskQueue)).runUntil(async () => {
+      const { customerId, workflowId, handle } = await startCustomer(taskQueue);
+      await handle.executeUpdate(activateUpdate, { args: [{ plan: 'metered', paymentMethod: 'tok_visa', credential: credential() }] });
+      const usage = async (eventId: string, metric: string, quantity: string, at: string) =>
+        db('usage_events').insert({ brand_id: brand, customer_id: customerId, event_id: eventId, metric, quantity, occurred_at: at });
+      const inPeriod = (p: { start: string }, hours: number) => new Date(Date.parse(p.start) + hours * 3_600_000).toISOString();
+      const live = () => env.client.workflow.getHandle(workflowId);
+      const closePeriod = async () => {
+        const { currentPeriod } = await live().query(getCustomerQuery);
+        await env.sleep(Date.parse(currentPeriod!.end) - (await env.currentTimeMs()) + 60_000);
+        return currentPeriod!;
+      };
+
+      const p1 = (await live().query(getCustomerQuery)).currentPeriod!;
+      await usage('e1', 'api_calls', '1234000', inPeriod(p1, 1));
+      await usage('e2', 'api_calls', '567', inPeriod(p1, 2));
+      await usage('e3', 'storage_gb', '12.5', inPeriod(p1, 3));
+      await closePeriod();
+
+      const p2 = (await live().query(getCustomerQuery)).currentPeriod!;
+      await usage('e4', 'api_calls', '500', inPeriod(p2, 1));
+      await closePeriod();
+
+      const p3 = (await live().query(getCustomerQuery)).currentPeriod!;
+      await usage('e5', 'api_calls', '2000000', inPeriod(p3, 1));
+      // Reported during period 3 but it happened in period 2, which is already invoiced.
+      await usage('e6', 'api_calls', '5000', inPeriod(p2, 5));
+      await closePeriod();
+
+      const invoices = await db('invoices').where({ brand_id: brand, customer_id: customerId }).orderBy('number');
+      assert.deepEqual(invoices.map((i) => i.billing_key), ['opening', 'period:1', 'period:2', 'period:3']);
+      assert.deepEqual(
+        invoices.map((i) => Number(i.number)),
+        invoices.map((_, k) => Number(invoices[0].number) + k),
+        'numbers run without gaps',
+      );
+      const lines = async (invoiceId: string) =>
+        (await db('invoice_lines').where({ invoice_id: invoiceId }).orderBy('position')).map((l) => [l.kind, l.metric, Number(l.amount_minor)]);
+
+      // Opening: the first period's fee in advance.
+      assert.deepEqual(await lines(invoices[0].id), [['recurring', null, 1000]]);
+      assert.equal(Number(invoices[0].total_minor), 1000);
+      // Period 1: (1,234,567 − 1,000 included) × 0.0004 = 493.4268 → 49343; storage 2.5 GB × 0.25 = 0.625 → 63.
+      assert.deepEqual(await lines(invoices[1].id), [
+        ['usage', 'api_calls', 49343],
+        ['usage', 'storage_gb', 63],
+        ['recurring', null, 1000],
+      ]);
+      assert.equal(Number(invoices[1].total_minor), 50406);
+      // Period 2: 500 calls are inside the allowance.
+      assert.deepEqual(await lines(invoices[2].id), [
+        ['usage', 'api_calls', 0],
+        ['usage', 'storage_gb', 0],
+        ['recurring', null, 1000],
+      ]);
+      assert.equal(Number(invoices[2].total_minor), 1000);
+      // Period 3: 1,999,000 × 0.0004 = 799.60; the late 5,000 calls re-rate period 2 from 500 to
+      // 5,500 calls: (5,500 − 1,000) × 0.0004 = 1.80 more.
+      assert.deepEqual(await lines(invoices[3].id), [
+        ['usage', 'api_calls', 79960],
+        ['usage', 'storage_gb', 0],
+        ['usage_adjustment', 'api_calls', 180],
+        ['recurring', null, 1000],
+      ]);
+      assert.equal(Number(invoices[3].total_minor), 81140);
+
+      const unbilled = await db('usage_events').where({ brand_id: brand, customer_id: customerId }).whereNull('invoice_id');
+      assert.equal(unbilled.length, 0, 'every event billed exactly once');
+      const state = await live().query(getCustomerQuery);
+      assert.equal(state.balanceMinor, 1000 + 50406 + 1000 + 81140);
+      const check = await checkLedger(db, brand);
+      assert.deepEqual(check.unbalanced, []);
+      assert.deepEqual(check.receivablesMismatches, []);
+      const mails = testSmtpSink().messages().filter((m) => invoices.some((i) => m.messageId?.includes(i.id)));
+      assert.equal(mails.length, 4, 'each invoice emailed once');
     });
   });
 });
