@@ -26,7 +26,7 @@ const Counts = {
   expired: z.number().int(),
   open: z.number().int(),
   conversionRate: z.string().openapi({ description: 'conversions / leads, 4 decimal places, half away from zero', example: '0.2500' }),
-  revenue: z.array(Money).openapi({ description: 'Revenue attributed to these leads to date, one entry per currency' }),
+  revenue: z.array(Money).openapi({ description: 'Revenue (invoiced, net of tax, less credit notes) from the customers these leads became, to date, one entry per currency' }),
 };
 
 export const AcquisitionFunnelSchema = z

@@ -15,6 +15,7 @@ import { discountedFeeMinor } from '../domain/offers';
 import { addDuration, billingPeriod, BillingPeriod, parseIsoDuration } from '../domain/period';
 import { rateUsage, RatedUsage } from '../domain/rating';
 import type { Db } from '../infra/db';
+import { recordAttributedRevenue } from './leads';
 import { customerCreditMinor, postTransaction } from './ledger';
 import { planVersion } from './plans';
 
@@ -235,6 +236,14 @@ export async function finalizeInvoice(db: Db, input: FinalizeInvoiceInput): Prom
         })),
       );
     }
+    // Revenue recognised on this invoice (net of tax) feeds the acquisition funnel's revenue.
+    await recordAttributedRevenue(trx as unknown as Db, {
+      brandId: input.brandId,
+      customerId: input.customerId,
+      sourceEvent: `invoice:${invoiceId}`,
+      amountMinor: totals.totalMinor - totals.taxMinor,
+      currency,
+    });
     await postTransaction(trx, {
       brandId: input.brandId,
       customerId: input.customerId,

@@ -130,6 +130,9 @@ describe('customer workflow (time-skipping server, real bundle, real PostgreSQL)
       assert.equal(subs[0].plan_code, 'pro');
       assert.equal(subs[0].status, 'active');
       assert.equal((await db('leads').where({ brand_id: brand, id: customerId }).first()).status, 'converted');
+      // The opening invoice (Pro at 20 % off) is revenue attributed back to the lead's source.
+      const revenue = await db('attributed_revenue').where({ brand_id: brand, customer_id: customerId });
+      assert.deepEqual(revenue.map((r) => Number(r.amount_minor)), [3920]);
       const { searchAttributes } = await handle.describe();
       assert.deepEqual(searchAttributes.PlanCode, ['pro']);
       assert.deepEqual(searchAttributes.CustomerStage, ['active']);
