@@ -9,6 +9,7 @@ import type { Db } from '../infra/db';
 import { customerWorkflow } from '../workflows/customer';
 import { SA } from '../workflows/shared';
 import { ApiError, notFound } from './errors';
+import { flatRecord } from './schemas';
 import { Api, ErrorSchema, z } from './route';
 
 export interface LeadRoutesDeps {
@@ -24,22 +25,14 @@ export const MAX_ATTRIBUTES = 50;
 
 const AttributionName = z.string().regex(ATTRIBUTION_NAME, 'a lower-case slug: letters, digits, "_", "." or "-", starting with a letter or digit (max 64)');
 
-const LeadAttributes = z
-  .preprocess(
-    (value, ctx) => {
-      // zod drops a `__proto__` key before any key check runs; refuse it rather than lose it.
-      if (value !== null && typeof value === 'object' && Object.hasOwn(value, '__proto__')) {
-        ctx.addIssue({ code: 'custom', path: ['__proto__'], message: 'a reserved key', input: value });
-      }
-      return value;
-    },
-    z
-      .record(
-        z.string().regex(ATTRIBUTE_KEY, 'attribute keys are 1-64 lower-case letters, digits or "_"'),
-        z.union([z.string().max(1000), z.number(), z.boolean()], { error: 'must be a string, number or boolean' }),
-      )
-      .refine((o) => Object.keys(o).length <= MAX_ATTRIBUTES, `at most ${MAX_ATTRIBUTES} attributes`),
-  )
+const LeadAttributes = flatRecord({
+  key: ATTRIBUTE_KEY,
+  keyMessage: 'attribute keys are 1-64 lower-case letters, digits or "_"',
+  maxString: 1000,
+  valueMessage: 'must be a string, number or boolean',
+  maxKeys: MAX_ATTRIBUTES,
+  what: 'attributes',
+})
   .openapi('LeadAttributes', { description: 'A flat object of string, number or boolean values', example: { company_size: 40, trial: true } });
 
 export const CaptureLeadBody = z

@@ -25,6 +25,7 @@ import type { Db } from '../infra/db';
 import type { Logger } from '../infra/logger';
 import { usageThresholdSignal, type UsageThresholdCrossed } from '../workflows/shared';
 import { ApiError, fieldProblems, notFound, type FieldProblem } from './errors';
+import { flatRecord } from './schemas';
 import { Api, ErrorSchema, z } from './route';
 
 export interface UsageRoutesDeps {
@@ -35,22 +36,14 @@ export interface UsageRoutesDeps {
 
 const PROPERTY_KEY = /^[A-Za-z0-9_.-]{1,64}$/;
 
-const Properties = z
-  .preprocess(
-    (value, ctx) => {
-      // zod drops a `__proto__` key before any key check runs; refuse it rather than lose it.
-      if (value !== null && typeof value === 'object' && Object.hasOwn(value, '__proto__')) {
-        ctx.addIssue({ code: 'custom', path: ['__proto__'], message: 'a reserved key', input: value });
-      }
-      return value;
-    },
-    z
-      .record(
-        z.string().regex(PROPERTY_KEY, 'property keys are 1-64 letters, digits, "_", "." or "-"'),
-        z.union([z.string().max(500), z.number(), z.boolean()], { error: 'must be a string (max 500), number or boolean: properties are flat' }),
-      )
-      .refine((o) => Object.keys(o).length <= MAX_PROPERTIES, `at most ${MAX_PROPERTIES} properties`),
-  )
+const Properties = flatRecord({
+  key: PROPERTY_KEY,
+  keyMessage: 'property keys are 1-64 letters, digits, "_", "." or "-"',
+  maxString: 500,
+  valueMessage: 'must be a string (max 500), number or boolean: properties are flat',
+  maxKeys: MAX_PROPERTIES,
+  what: 'properties',
+})
   .openapi({ description: `A flat object of at most ${MAX_PROPERTIES} string, number or boolean values`, example: { region: 'eu-west-1' } });
 
 const Quantity = z

@@ -15,22 +15,16 @@ import { discountedFeeMinor } from '../domain/offers';
 import { addDuration, billingPeriod, BillingPeriod, parseIsoDuration } from '../domain/period';
 import { rateUsage, RatedUsage } from '../domain/rating';
 import type { Db } from '../infra/db';
+import type { Subscription } from '../workflows/shared';
 import { recordAttributedRevenue } from './leads';
 import { customerCreditMinor, postTransaction } from './ledger';
 import { planVersion } from './plans';
 
-export interface BilledSubscription {
-  planCode: string;
-  planVersion: number;
-  planName: string;
-  currency: string;
-  listPriceMinor: number;
-  discountPercent: number;
-  discountPeriods: number | null;
-  billingPeriod: string;
-  /** The billing anchor. */
-  startedAt: string;
-}
+/** What billing reads of the customer's subscription (the workflow passes its own). */
+export type BilledSubscription = Pick<
+  Subscription,
+  'planCode' | 'planVersion' | 'planName' | 'currency' | 'listPriceMinor' | 'discountPercent' | 'discountPeriods' | 'billingPeriod' | 'startedAt'
+>;
 
 export interface FinalizeInvoiceInput {
   brandId: string;

@@ -6,6 +6,7 @@
  * Money is integers in minor units; a discounted fee is computed exactly with bigint and
  * rounded once, half away from zero (the rule of domain/money.ts).
  */
+import type { Plan } from './catalog';
 import type { OfferRule } from './policies';
 
 /** What the engine knows about a buyer; every attribute is optional. */
@@ -18,15 +19,7 @@ export interface Buyer {
 }
 
 /** The part of a plan the engine prices with. */
-export interface OfferPlan {
-  code: string;
-  version: number;
-  name: string;
-  currency: string;
-  recurringFeeMinor: number;
-  costToServeMinor: number;
-  billingPeriod: string;
-}
+export type OfferPlan = Pick<Plan, 'code' | 'version' | 'name' | 'currency' | 'recurringFeeMinor' | 'costToServeMinor' | 'billingPeriod'>;
 
 export interface Offer {
   /** The rule that produced the offer; null for a requested plan offered at list price. */
