@@ -7,6 +7,8 @@ import { ping } from '../infra/db';
 import type { Logger } from '../infra/logger';
 import { requireApiKey } from './auth';
 import { registerCustomerRoutes } from './customers';
+import { registerInvoiceRoutes } from './invoices';
+import { registerTaxRoutes } from './tax';
 import { registerLeadRoutes } from './leads';
 import { registerAnalyticsRoutes } from './analytics';
 import { registerPlanRoutes } from './plans';
@@ -103,6 +105,8 @@ export function createApp(deps: AppDeps): Express {
   });
   v1.use(requireApiKey(db));
   registerCustomerRoutes(api, { temporal, db, taskQueue: deps.config.taskQueue, queryTimeoutMs: deps.queryTimeoutMs });
+  registerInvoiceRoutes(api, { db });
+  registerTaxRoutes(api, { db });
   registerUsageRoutes(api, { temporal, db, logger });
   registerLeadRoutes(api, { temporal, db, taskQueue: deps.config.taskQueue });
   registerAnalyticsRoutes(api, { db });

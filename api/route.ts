@@ -17,6 +17,8 @@ type Method = 'get' | 'post' | 'put' | 'delete';
 export interface ResponseSpec {
   description: string;
   schema?: z.ZodType;
+  /** The media type `schema` describes; JSON unless the handler writes another itself. */
+  contentType?: string;
 }
 
 export interface RouteSpec<B extends z.ZodType, P extends z.ZodType, Q extends z.ZodType, H extends z.ZodType = z.ZodUndefined> {
@@ -83,7 +85,9 @@ export class Api {
     const auth = spec.auth ?? true;
     const responses: Record<string, { description: string; content?: Record<string, { schema: z.ZodType }> }> = {};
     for (const [status, r] of Object.entries(spec.responses)) {
-      responses[status] = r.schema ? { description: r.description, content: { 'application/json': { schema: r.schema } } } : { description: r.description };
+      responses[status] = r.schema
+        ? { description: r.description, content: { [r.contentType ?? 'application/json']: { schema: r.schema } } }
+        : { description: r.description };
     }
     if (spec.body || spec.params || spec.query || spec.headers) {
       responses['400'] ??= { description: 'Invalid request; details name each bad field', content: { 'application/json': { schema: ErrorSchema } } };

@@ -88,6 +88,20 @@ export function documentTitle(doc: InvoiceDocument): string {
   return `${doc.kind === 'credit_note' ? 'Credit note' : 'Invoice'} ${doc.number}`;
 }
 
+/**
+ * What a credit note asks of the customer (nothing) and which invoice it corrects, in place of
+ * the brand's payment instructions.
+ */
+export function creditNoteInstructions(doc: InvoiceDocument, correctedNumber: string | null): string {
+  const c = doc.currency;
+  const reduces = -doc.amountDueMinor;
+  const toBalance = -doc.creditAppliedMinor;
+  const parts = [`This credit note corrects invoice ${correctedNumber ?? '(unknown)'}. There is nothing to pay.`];
+  if (reduces > 0) parts.push(`It reduces what you owe on that invoice by ${formatMoney(reduces, c)}.`);
+  if (toBalance > 0) parts.push(`${formatMoney(toBalance, c)} is added to your credit balance and used on your next invoice.`);
+  return parts.join(' ');
+}
+
 export function customerLabel(doc: InvoiceDocument): string {
   return doc.customer.name?.trim() || doc.customer.email;
 }
@@ -123,7 +137,9 @@ export function totalRows(doc: InvoiceDocument): TotalRow[] {
   if (doc.discountMinor !== 0) rows.push({ label: 'Discount', amount: deduction(doc.discountMinor) });
   rows.push({ label: taxLabel(doc), amount: formatMoney(doc.taxMinor, c) });
   rows.push({ label: 'Total', amount: formatMoney(doc.totalMinor, c) });
-  if (doc.creditAppliedMinor !== 0) rows.push({ label: 'Credit applied', amount: deduction(doc.creditAppliedMinor) });
+  if (doc.creditAppliedMinor > 0) rows.push({ label: 'Credit applied', amount: deduction(doc.creditAppliedMinor) });
+  // A credit note's negative credit applied is the part returned to the customer's balance.
+  if (doc.creditAppliedMinor < 0) rows.push({ label: 'Added to your credit balance', amount: formatMoney(-doc.creditAppliedMinor, c) });
   rows.push({ label: 'Amount due', amount: formatMoney(doc.amountDueMinor, c), emphasis: true });
   return rows;
 }
