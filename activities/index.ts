@@ -3,7 +3,9 @@
  * worker wires real ones and tests wire the ones they need.
  */
 import type { Db } from '../infra/db';
+import type { PaymentGateway } from '../gateway/adapter';
 import { createBillingActivities, Mailer } from './billing';
+import { createCollectionsActivities } from './collections';
 import { createCustomerActivities } from './customers';
 import { createProvisioningActivities } from './provisioning';
 
@@ -12,6 +14,7 @@ export interface ActivityDeps {
   mailer: Mailer;
   /** Base URL of the API, for links in customer emails. */
   publicUrl: string;
+  gateway: PaymentGateway;
 }
 
 export function createActivities(deps: ActivityDeps) {
@@ -19,9 +22,11 @@ export function createActivities(deps: ActivityDeps) {
     ...createCustomerActivities(deps),
     ...createProvisioningActivities(deps),
     ...createBillingActivities(deps),
+    ...createCollectionsActivities(deps),
   };
 }
 
 export type Activities = ReturnType<typeof createActivities>;
 export type { RegisterCustomerInput, LifecycleMessage } from './customers';
 export type { Mailer, InvoiceSummary } from './billing';
+export type { ChargeOutcome } from './collections';

@@ -23,6 +23,7 @@ import {
   getCustomerQuery,
   PAYMENT_TOKEN,
   SA,
+  updatePaymentMethodUpdate,
 } from '../workflows/shared';
 import type { Brand } from './auth';
 import { ApiError, notFound } from './errors';
@@ -60,6 +61,16 @@ export const CreateCustomerBody = z
     attributes: BuyerAttributes.optional(),
   })
   .openapi('CreateCustomer');
+
+const PaymentMethodBody = z.strictObject({ paymentMethod: PaymentMethod }).openapi('PaymentMethod');
+const PaymentMethodResponse = z
+  .object({
+    stage: z.string(),
+    dunningState: z.string(),
+    collected: z.boolean(),
+    balance: z.object({ amount: z.string(), currency: z.string(), minor: z.number().int() }),
+  })
+  .openapi('PaymentMethodResult');
 
 export const ActivateBody = z
   .strictObject({
@@ -100,6 +111,15 @@ export const CustomerSchema = z
       .object({ source: z.string(), campaign: z.string(), capturedAt: z.string(), expiresAt: z.string().nullable(), nurtureSent: z.number().int() })
       .nullable(),
     lastActivationError: z.object({ type: z.string(), message: z.string(), at: z.string() }).nullable(),
+    dunning: z
+      .object({
+        startedAt: z.string(),
+        retriesDone: z.number().int(),
+        hardDeclined: z.boolean(),
+        suspended: z.boolean(),
+        lastDecline: z.object({ code: z.string(), message: z.string(), at: z.string() }),
+      })
+      .nullable(),
   })
   .openapi('Customer');
 
@@ -139,6 +159,15 @@ export function customerView(s: CustomerState, brand: Brand) {
       ? { source: s.lead.source, campaign: s.lead.campaign, capturedAt: s.lead.capturedAt, expiresAt: s.lead.expiresAt, nurtureSent: s.lead.nurtureSent }
       : null,
     lastActivationError: s.lastActivationError,
+    dunning: s.dunning
+      ? {
+          startedAt: s.dunning.startedAt,
+          retriesDone: s.dunning.retriesDone,
+          hardDeclined: s.dunning.hardDeclined,
+          suspended: s.dunning.suspended,
+          lastDecline: s.dunning.lastDecline,
+        }
+      : null,
   };
 }
 
@@ -159,6 +188,7 @@ function activationError(err: unknown): ApiError | undefined {
   switch (type) {
     case ErrorTypes.ALREADY_ACTIVE:
     case ErrorTypes.NOT_A_LEAD:
+    case ErrorTypes.NOT_ACTIVE:
     case ErrorTypes.ACTIVATION_IN_PROGRESS:
       return new ApiError(409, type, text);
     case ErrorTypes.INVALID_PAYMENT_METHOD:
@@ -338,6 +368,31 @@ export function registerCustomerRoutes(api: Api, deps: CustomerRoutesDeps): void
       }
       const after = await readCustomer(brand.id, params.id);
       return { status: 200, body: activationResponse(result, after, brand, credential.secret) };
+    },
+  });
+
+  api.route({
+    method: 'post',
+    path: '/v1/customers/:id/payment-method',
+    summary: 'Save a new payment token; in dunning it is charged at once and, when it pays, ends dunning and restores the service',
+    tag: 'customers',
+    params: IdParams,
+    body: PaymentMethodBody,
+    responses: {
+      200: { description: 'Saved; `collected` says whether outstanding invoices were paid with it', schema: PaymentMethodResponse },
+      404: { description: 'No such customer for this brand', schema: ErrorSchema },
+      409: { description: 'The customer is not active, past due or suspended', schema: ErrorSchema },
+    },
+    handler: async ({ params, body, brand }) => {
+      const handle = temporal.workflow.getHandle(customerWorkflowId(brand.id, params.id));
+      try {
+        const result = await handle.executeUpdate(updatePaymentMethodUpdate, { args: [{ paymentMethod: body.paymentMethod }] });
+        const state = await readCustomer(brand.id, params.id);
+        return { status: 200, body: { ...result, balance: toMoneyJson({ minor: BigInt(state.balanceMinor), currency: state.subscription?.currency ?? brand.currency }) } };
+      } catch (err) {
+        if (err instanceof WorkflowNotFoundError) throw notFound(`customer "${params.id}"`);
+        throw activationError(err) ?? err;
+      }
     },
   });
 

@@ -16,6 +16,7 @@ import type { Knex } from 'knex';
 import { creditableMinor, CreditNoteAmountError, creditNoteLedgerEntries, splitCredit } from '../domain/credit-note';
 import { invoiceNumber } from '../domain/invoice';
 import type { Db } from '../infra/db';
+import { nextInvoiceNumber } from './invoices';
 import { postTransaction } from './ledger';
 
 export const CreditNoteErrorTypes = {
@@ -97,16 +98,6 @@ async function customerReceivablesMinor(trx: Trx, brandId: string, customerId: s
     .sum<{ sum: string | null }>({ sum: 'e.amount_minor' })
     .first();
   return Number(row?.sum ?? 0);
-}
-
-/** The next gapless number, taken in the caller's transaction exactly as finalizeInvoice takes it. */
-async function nextInvoiceNumber(trx: Knex.Transaction, brandId: string): Promise<number> {
-  const [{ last_number: number }] = await trx('invoice_counters')
-    .insert({ brand_id: brandId, last_number: 1 })
-    .onConflict('brand_id')
-    .merge({ last_number: trx.raw('invoice_counters.last_number + 1') })
-    .returning('last_number');
-  return Number(number);
 }
 
 const requestOf = (amount: number | 'full') => (amount === 'full' ? 'full' : String(amount));

@@ -79,6 +79,19 @@ function usageLine(
   };
 }
 
+/**
+ * The brand's next invoice number, taken in the caller's transaction: the counter row is locked
+ * until it commits, and a rollback gives the number back, so numbers never skip.
+ */
+export async function nextInvoiceNumber(trx: Knex.Transaction, brandId: string): Promise<number> {
+  const [{ last_number: number }] = await trx('invoice_counters')
+    .insert({ brand_id: brandId, last_number: 1 })
+    .onConflict('brand_id')
+    .merge({ last_number: trx.raw('invoice_counters.last_number + 1') })
+    .returning('last_number');
+  return Number(number);
+}
+
 export async function finalizeInvoice(db: Db, input: FinalizeInvoiceInput): Promise<{ invoiceId: string; created: boolean }> {
   return db.transaction(async (trx) => {
     const existing = await trx('invoices').where({ brand_id: input.brandId, customer_id: input.customerId, billing_key: input.billingKey }).first('id');
@@ -180,11 +193,7 @@ export async function finalizeInvoice(db: Db, input: FinalizeInvoiceInput): Prom
     const tax = await taxRule(trx, input.brandId);
     const credit = await customerCreditMinor(trx, input.brandId, input.customerId, currency);
     const totals = invoiceTotals(lines, tax, credit);
-    const [{ last_number: number }] = await trx('invoice_counters')
-      .insert({ brand_id: input.brandId, last_number: 1 })
-      .onConflict('brand_id')
-      .merge({ last_number: trx.raw('invoice_counters.last_number + 1') })
-      .returning('last_number');
+    const number = await nextInvoiceNumber(trx, input.brandId);
     const brand = await trx('brands').where({ id: input.brandId }).first('settings');
     const terms = (brand?.settings?.paymentTerms as string | undefined) ?? DEFAULT_PAYMENT_TERMS;
     const issuedAt = new Date(input.issuedAt);

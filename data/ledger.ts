@@ -55,7 +55,7 @@ export async function customerCreditMinor(trx: Knex.Transaction | Db, brandId: s
 export interface LedgerCheck {
   transactions: number;
   unbalanced: Array<{ id: string; sum: string }>;
-  /** Receivables per brand and currency must equal what invoices say is still owed. */
+  /** Receivables per brand and currency must equal what the documents say is still owed. */
   receivablesMismatches: Array<{ brandId: string; currency: string; ledger: string; documents: string }>;
 }
 
@@ -85,11 +85,22 @@ async function checkLedgerIn(db: Knex.Transaction, brandId?: string): Promise<Le
     db('ledger_entries as e').join('ledger_transactions as t', 't.id', 'e.transaction_id').where('e.account', 'receivables').groupBy('t.brand_id', 't.currency'),
     't.brand_id',
   ).select('t.brand_id', 't.currency', db.raw('sum(e.amount_minor)::text as amount'));
-  const documents = await scope(db('invoices').whereIn('status', ['finalized']).groupBy('brand_id', 'currency'), 'brand_id').select(
-    'brand_id',
-    'currency',
-    db.raw('sum(amount_due_minor)::text as amount'),
-  );
+  // What the documents say is owed: invoices' amounts due (credit notes carry negative ones),
+  // less succeeded payments and write-offs.
+  const owed = (table: string, amount: string, sign: string, where: (q: Knex.QueryBuilder) => Knex.QueryBuilder) =>
+    scope(where(db(table)).groupBy('brand_id', 'currency'), 'brand_id').select('brand_id', 'currency', db.raw(`${sign}sum(${amount}) as amount`));
+  const parts = [
+    ...(await owed('invoices', 'amount_due_minor', '', (q) => q.whereNot('status', 'void'))),
+    ...(await owed('payments', 'amount_minor', '-', (q) => q.where('status', 'succeeded'))),
+    ...(await owed('write_offs', 'amount_minor', '-', (q) => q)),
+  ];
+  const sums = new Map<string, { brand_id: string; currency: string; amount: bigint }>();
+  for (const p of parts as Array<{ brand_id: string; currency: string; amount: string }>) {
+    const k = `${p.brand_id}/${p.currency}`;
+    const prev = sums.get(k)?.amount ?? 0n;
+    sums.set(k, { brand_id: p.brand_id, currency: p.currency, amount: prev + BigInt(p.amount) });
+  }
+  const documents = [...sums.values()].map((v) => ({ ...v, amount: v.amount.toString() }));
   const key = (r: { brand_id: string; currency: string }) => `${r.brand_id}/${r.currency}`;
   const byKey = new Map<string, { ledger: string; documents: string }>();
   for (const r of ledger) byKey.set(key(r), { ledger: r.amount, documents: '0' });

@@ -16,6 +16,9 @@ import { createDb, migrateLatest } from '../infra/db';
 import { createLogger } from '../infra/logger';
 import { freePort, startEmbeddedPostgres } from '../infra/postgres';
 import { isPortFree, RunningProcess, startTemporalDevServer } from '../infra/processes';
+import { loadSandboxGatewayConfig } from '../gateway/main';
+import { startSandboxGateway } from '../gateway/sandbox-server';
+import { gatewayFromEnv } from '../infra/gateway';
 import { createMailer } from '../infra/mailer';
 import { startSmtpSink } from '../infra/smtp-sink';
 import { requireTemporalCli } from '../infra/temporal-binaries';
@@ -114,6 +117,21 @@ async function main(): Promise<void> {
       smtp = { host: sink.host, port: sink.port };
     }
 
+    // Payments go to Stripe (STRIPE_SECRET_KEY), GATEWAY_URL, or the sandbox gateway started here.
+    let sandboxUrl: string | undefined;
+    if (!process.env.STRIPE_SECRET_KEY && !process.env.GATEWAY_URL) {
+      const sandboxConfig = loadSandboxGatewayConfig(process.env);
+      step(`starting the sandbox payment gateway (state in ${sandboxConfig.stateFile})`);
+      const sandbox = await startSandboxGateway({
+        ...sandboxConfig,
+        port: await pickPort(sandboxConfig.port, 'sandbox gateway'),
+        webhookUrl: sandboxConfig.webhookUrl ?? `${config.publicUrl}/v1/webhooks/gateway`,
+      });
+      stops.push(['sandbox gateway', sandbox.stop]);
+      sandboxUrl = sandbox.url;
+    }
+    const gateway = gatewayFromEnv(process.env, sandboxUrl);
+
     step('bundling workflows and starting the worker');
     const workerConnection = await connectWorker(target);
     const mailer = createMailer({ host: smtp.host, port: smtp.port, from: config.mailFrom });
@@ -124,6 +142,7 @@ async function main(): Promise<void> {
       db,
       mailer,
       publicUrl: config.publicUrl,
+      gateway,
     });
     const workerRun = worker.run();
     stops.push([
@@ -156,6 +175,7 @@ async function main(): Promise<void> {
       `  Temporal gRPC  ${temporalAddress}   namespace ${config.temporalNamespace}, task queue ${config.taskQueue}`,
       `  PostgreSQL     ${databaseUrl.replace(/\/\/([^:]+):[^@]+@/, '//$1:***@')}`,
       `  Mail (SMTP)    ${smtp.host}:${smtp.port}${config.smtpHost ? ' (external)' : `, messages saved in ${mailDir}`}`,
+      `  Payments       ${gateway.name}${sandboxUrl ? ` gateway at ${sandboxUrl} (tokens: tok_visa, tok_soft_decline, tok_hard_decline, …)` : ''}`,
       `  Brand          ${DEV_BRAND.id} (${DEV_BRAND.mode}, ${DEV_BRAND.currency})`,
       `  Dev API key    ${devKey}`,
       '',

@@ -3,6 +3,7 @@
  * TEMPORAL_NAMESPACE, DATABASE_URL). Stops cleanly on SIGINT/SIGTERM.
  */
 import { ConfigError, loadConfig, requireExternal } from '../infra/config';
+import { gatewayFromEnv } from '../infra/gateway';
 import { createMailer } from '../infra/mailer';
 import { createDb, migrateLatest } from '../infra/db';
 import { createLogger } from '../infra/logger';
@@ -22,7 +23,8 @@ async function main(): Promise<void> {
   }
   if (!config.smtpHost) throw new ConfigError('SMTP_HOST must be set for the worker: it emails invoices and notices');
   const mailer = createMailer({ host: config.smtpHost, port: config.smtpPort, from: config.mailFrom });
-  const worker = await createWorker({ connection, namespace: config.temporalNamespace, taskQueue: config.taskQueue, db, mailer, publicUrl: config.publicUrl });
+  const gateway = gatewayFromEnv(process.env);
+  const worker = await createWorker({ connection, namespace: config.temporalNamespace, taskQueue: config.taskQueue, db, mailer, publicUrl: config.publicUrl, gateway });
   log.info({ taskQueue: config.taskQueue, namespace: config.temporalNamespace }, 'worker started');
   // Worker.run() shuts down on SIGINT/SIGTERM by default (the SDK's shutdownSignals).
   await worker.run();

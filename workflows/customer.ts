@@ -21,6 +21,8 @@ import {
   ActivateInput,
   activateUpdate,
   ActivationError,
+  PaymentMethodResult,
+  updatePaymentMethodUpdate,
   ActivationResult,
   CustomerStage,
   CustomerState,
@@ -77,7 +79,9 @@ function initialState(input: CustomerWorkflowInput): CustomerState {
     entitlements: null,
     currentPeriod: null,
     balanceMinor: 0,
-    billing: { openingInvoiced: false, invoices: [] },
+    billing: { openingInvoiced: false, chargeAttempts: 0, invoices: [] },
+    paymentMethod: null,
+    dunning: null,
     dunningState: 'none',
     lastActivationError: null,
     stageHistory: [{ stage: 'lead', at: createdAt }],
@@ -146,6 +150,36 @@ export async function customerWorkflow(input: CustomerWorkflowInput): Promise<vo
     },
   );
 
+  let dunningChanges = 0;
+  setHandler(
+    updatePaymentMethodUpdate,
+    async ({ paymentMethod }): Promise<PaymentMethodResult> => {
+      state.paymentMethod = paymentMethod;
+      let collected = false;
+      if (state.dunning) {
+        const decline = await collectOutstanding();
+        if (!decline) {
+          await recovered();
+          collected = true;
+        } else {
+          state.dunning.lastDecline = { ...decline, at: nowIso() };
+        }
+        dunningChanges += 1;
+      }
+      return { stage: state.stage, dunningState: state.dunningState, collected };
+    },
+    {
+      validator: ({ paymentMethod }) => {
+        if (typeof paymentMethod !== 'string' || !PAYMENT_TOKEN.test(paymentMethod)) {
+          throw new Error(`${ErrorTypes.INVALID_PAYMENT_METHOD}: paymentMethod must be a gateway token such as "tok_visa"`);
+        }
+        if (!['active', 'past_due', 'suspended'].includes(state.stage)) {
+          throw new Error(`${ErrorTypes.NOT_ACTIVE}: customer is ${state.stage}`);
+        }
+      },
+    },
+  );
+
   async function activate(req: ActivateInput): Promise<ActivationResult> {
     const buyer = {
       ...(state.lead ? { source: state.lead.source, campaign: state.lead.campaign } : {}),
@@ -195,9 +229,12 @@ export async function customerWorkflow(input: CustomerWorkflowInput): Promise<vo
     state.lastActivationError = null;
     await moveTo('active');
     if (state.lead) await bookkeeping.recordLeadConverted({ brandId: state.brandId, customerId: state.customerId, at: startedAt });
-    // The first period's fee is invoiced in advance, so the caller sees it in the result.
+    // The first period's fee is invoiced in advance and charged at once, so the caller sees
+    // the outcome in the result; a decline starts dunning rather than failing the activation.
+    state.paymentMethod = req.paymentMethod;
     await bill({ billingKey: 'opening', kind: 'opening', closingPeriod: null, advancePeriod: period });
     state.billing.openingInvoiced = true;
+    await collectOrStartDunning();
     await bookkeeping.sendLifecycleMessage({
       brandId: state.brandId,
       customerId: state.customerId,
@@ -236,22 +273,160 @@ export async function customerWorkflow(input: CustomerWorkflowInput): Promise<vo
   }
 
   // Active: the fee for the first period was invoiced in advance at activation; at each
-  // period's end, usage is rated in arrears together with the next period's fee.
+  // period's end, usage is rated in arrears together with the next period's fee. Dunning runs
+  // on its own schedule in between, carried across runs in the state.
   await condition(() => !activating);
   const subscription = state.subscription!;
   if (!state.billing.openingInvoiced) {
     await bill({ billingKey: 'opening', kind: 'opening', closingPeriod: null, advancePeriod: state.currentPeriod! });
     state.billing.openingInvoiced = true;
+    await collectOrStartDunning();
   }
-  const period = state.currentPeriod!;
-  const msLeft = Date.parse(period.end) - Date.now();
-  if (msLeft > 0) await condition(() => workflowInfo().continueAsNewSuggested, msLeft);
-  if (Date.now() >= Date.parse(period.end)) {
-    const next = billingPeriod(subscription.startedAt, subscription.billingPeriod, period.number + 1);
-    await bill({ billingKey: `period:${period.number}`, kind: 'period', closingPeriod: period, advancePeriod: next });
-    state.currentPeriod = next;
+  for (;;) {
+    const period = state.currentPeriod!;
+    const dunningAt = nextDunningStep()?.at ?? Infinity;
+    const wakeAt = Math.min(Date.parse(period.end), dunningAt);
+    if (wakeAt > Date.now()) {
+      const seen = dunningChanges;
+      await condition(() => workflowInfo().continueAsNewSuggested || dunningChanges !== seen, wakeAt - Date.now());
+      if (workflowInfo().continueAsNewSuggested) return carryOn(state);
+      continue; // a payment method update may have changed the schedule
+    }
+    const step = nextDunningStep();
+    if (step && Date.now() >= step.at) {
+      await runDunningStep(step.action);
+      if (state.stage === 'cancelled') {
+        await condition(allHandlersFinished);
+        return;
+      }
+      continue;
+    }
+    if (Date.now() >= Date.parse(period.end)) {
+      const next = billingPeriod(subscription.startedAt, subscription.billingPeriod, period.number + 1);
+      await bill({ billingKey: `period:${period.number}`, kind: 'period', closingPeriod: period, advancePeriod: next });
+      state.currentPeriod = next;
+      // In dunning, the next retry charges this invoice together with the older ones.
+      if (!state.dunning) await collectOrStartDunning();
+      return carryOn(state);
+    }
   }
-  return carryOn(state);
+
+  /** Charges every unsettled invoice; returns the first decline, if any. */
+  async function collectOutstanding(): Promise<{ code: string; message: string } | null> {
+    for (const ref of state.billing.invoices) {
+      if (ref.settled || !state.paymentMethod) continue;
+      state.billing.chargeAttempts += 1;
+      const result = await bookkeeping.chargeInvoice({
+        brandId: state.brandId,
+        customerId: state.customerId,
+        invoiceId: ref.invoiceId,
+        attempt: state.billing.chargeAttempts,
+        paymentMethod: state.paymentMethod,
+      });
+      if (result.outcome === 'declined') return { code: result.declineCode, message: result.message };
+      if (result.outcome === 'paid') state.balanceMinor -= result.amountMinor;
+      ref.settled = true;
+    }
+    return null;
+  }
+
+  async function collectOrStartDunning(): Promise<void> {
+    const decline = await collectOutstanding();
+    if (!decline) return;
+    const policy = await bookkeeping.getDunningPolicy({ brandId: state.brandId });
+    const hard = decline.code === 'hard_decline';
+    const at = nowIso();
+    state.dunning = {
+      startedAt: at,
+      policy,
+      retriesDone: 0,
+      hardDeclined: hard,
+      awaitingSince: hard || policy.retrySchedule.length === 0 ? at : null,
+      suspended: false,
+      lastDecline: { ...decline, at },
+    };
+    state.dunningState = state.dunning.awaitingSince ? 'awaiting_payment_method' : 'retrying';
+    await moveTo('past_due');
+    await notify(hard ? 'payment-failed-update-method' : 'payment-failed', { declineCode: decline.code, message: decline.message });
+  }
+
+  function nextDunningStep(): { at: number; action: 'retry' | 'suspend' | 'write_off' } | null {
+    const d = state.dunning;
+    if (!d) return null;
+    const start = new Date(d.startedAt);
+    const writeOffAt = addDuration(start, parseIsoDuration(d.policy.writeOffAfter)).getTime();
+    if (!d.awaitingSince) {
+      const offset = d.policy.retrySchedule[d.retriesDone]!;
+      return { at: Math.min(addDuration(start, parseIsoDuration(offset)).getTime(), writeOffAt), action: 'retry' };
+    }
+    if (!d.suspended) {
+      const suspendAt = addDuration(new Date(d.awaitingSince), parseIsoDuration(d.policy.gracePeriod)).getTime();
+      return { at: Math.min(suspendAt, writeOffAt), action: 'suspend' };
+    }
+    return { at: writeOffAt, action: 'write_off' };
+  }
+
+  async function runDunningStep(action: 'retry' | 'suspend' | 'write_off'): Promise<void> {
+    const d = state.dunning!;
+    if (action === 'retry') {
+      d.retriesDone += 1;
+      const decline = await collectOutstanding();
+      if (!decline) return recovered();
+      d.lastDecline = { ...decline, at: nowIso() };
+      if (decline.code === 'hard_decline') d.hardDeclined = true;
+      if (d.hardDeclined || d.retriesDone >= d.policy.retrySchedule.length) {
+        d.awaitingSince = nowIso();
+        state.dunningState = 'awaiting_payment_method';
+        publishSearchAttributes();
+      }
+      await notify('payment-retry-failed', { attempt: d.retriesDone, declineCode: decline.code, finalRetry: d.awaitingSince !== null });
+      return;
+    }
+    if (action === 'suspend') {
+      d.suspended = true;
+      state.dunningState = 'suspended';
+      await bookkeeping.setEntitlementsActive({ brandId: state.brandId, customerId: state.customerId, active: false });
+      await moveTo('suspended');
+      await notify('service-suspended', {});
+      return;
+    }
+    // Write-off: what is still owed moves to bad debt and the subscription ends.
+    for (const ref of state.billing.invoices) {
+      if (ref.settled) continue;
+      await bookkeeping.writeOffInvoice({ brandId: state.brandId, customerId: state.customerId, invoiceId: ref.invoiceId });
+      ref.settled = true;
+    }
+    state.balanceMinor = 0;
+    state.dunningState = 'written_off';
+    await bookkeeping.setEntitlementsActive({ brandId: state.brandId, customerId: state.customerId, active: false });
+    await compensating.cancelSubscription({ brandId: state.brandId, customerId: state.customerId, provisioningId: state.subscription!.id });
+    await moveTo('cancelled');
+    await notify('account-written-off', {});
+  }
+
+  async function recovered(): Promise<void> {
+    const wasSuspended = state.dunning?.suspended ?? false;
+    state.dunning = null;
+    state.dunningState = 'none';
+    if (wasSuspended) await bookkeeping.setEntitlementsActive({ brandId: state.brandId, customerId: state.customerId, active: true });
+    await moveTo('active');
+    await notify(wasSuspended ? 'service-restored' : 'payment-recovered', {});
+  }
+
+  /** Lifecycle messages of dunning, once each per episode and step. */
+  async function notify(template: string, data: Record<string, unknown>): Promise<void> {
+    const episode = state.dunning?.startedAt ?? state.stageHistory[state.stageHistory.length - 1]!.at;
+    const step = state.dunning ? `${state.dunning.retriesDone}` : 'end';
+    await bookkeeping.sendLifecycleMessage({
+      brandId: state.brandId,
+      customerId: state.customerId,
+      dedupeKey: `dunning:${state.customerId}:${episode}:${template}:${step}`,
+      category: 'transactional',
+      template,
+      recipient: state.email,
+      data,
+    });
+  }
 
   /** Finalize (idempotent by billing key), then present; collections take over from here. */
   async function bill(what: { billingKey: string; kind: 'opening' | 'period'; closingPeriod: BillingPeriod | null; advancePeriod: BillingPeriod | null }) {
@@ -274,6 +449,7 @@ export async function customerWorkflow(input: CustomerWorkflowInput): Promise<vo
           totalMinor: invoice.totalMinor,
           amountDueMinor: invoice.amountDueMinor,
           dueAt: invoice.dueAt,
+          settled: invoice.amountDueMinor <= 0,
         },
       ].slice(-INVOICE_HISTORY_LIMIT);
     }

@@ -68,6 +68,8 @@ export interface StageChange {
 /** An invoice as the customer workflow remembers it (the database holds the whole document). */
 export interface InvoiceRef {
   invoiceId: string;
+  /** Settled: paid, credited to zero, or written off. */
+  settled: boolean;
   number: string;
   billingKey: string;
   currency: string;
@@ -79,8 +81,25 @@ export interface InvoiceRef {
 export interface BillingState {
   /** The recurring fee for period 1 is invoiced in advance right after activation. */
   openingInvoiced: boolean;
+  /** Charge attempts so far; each attempt's number goes into its idempotency key. */
+  chargeAttempts: number;
   /** The most recent invoices, newest last (bounded). */
   invoices: InvoiceRef[];
+}
+
+export type DunningStatus = 'none' | 'retrying' | 'awaiting_payment_method' | 'suspended' | 'written_off';
+
+/** A dunning episode: from the first declined charge until paid or written off. */
+export interface Dunning {
+  startedAt: string;
+  /** The brand's dunning policy as it was when the episode began. */
+  policy: { retrySchedule: string[]; gracePeriod: string; writeOffAfter: string };
+  retriesDone: number;
+  hardDeclined: boolean;
+  /** When retries stopped (exhausted or a hard decline): the grace period runs from here. */
+  awaitingSince: string | null;
+  suspended: boolean;
+  lastDecline: { code: string; message: string; at: string };
 }
 
 export interface CustomerState {
@@ -97,7 +116,10 @@ export interface CustomerState {
   /** What the customer owes on finalized invoices (collections reduce it). */
   balanceMinor: number;
   billing: BillingState;
-  dunningState: 'none';
+  /** The gateway token charged for invoices. */
+  paymentMethod: string | null;
+  dunning: Dunning | null;
+  dunningState: DunningStatus;
   lastActivationError: ActivationError | null;
   /** The latest stage changes, newest last (bounded). */
   stageHistory: StageChange[];
@@ -139,6 +161,15 @@ export interface ActivationResult {
 export const getCustomerQuery = defineQuery<CustomerState>('getCustomer');
 export const activateUpdate = defineUpdate<ActivationResult, [ActivateInput]>('activate');
 
+export interface PaymentMethodResult {
+  stage: CustomerStage;
+  dunningState: DunningStatus;
+  /** Whether outstanding invoices were collected with the new method. */
+  collected: boolean;
+}
+/** A new payment token; in dunning it triggers an immediate retry. */
+export const updatePaymentMethodUpdate = defineUpdate<PaymentMethodResult, [{ paymentMethod: string }]>('updatePaymentMethod');
+
 export const PAYMENT_TOKEN = /^(tok|pm)_[A-Za-z0-9_]{4,120}$/;
 
 /** Stable error type names (ApplicationFailure.type). */
@@ -151,6 +182,7 @@ export const ErrorTypes = {
   ACTIVATION_IN_PROGRESS: 'ACTIVATION_IN_PROGRESS',
   INVALID_PAYMENT_METHOD: 'INVALID_PAYMENT_METHOD',
   PROVISIONING_FAILED: 'PROVISIONING_FAILED',
+  NOT_ACTIVE: 'NOT_ACTIVE',
 } as const;
 
 /**

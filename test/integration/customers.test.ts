@@ -41,8 +41,10 @@ describe('customers over HTTP (integration, dev server)', function () {
     assert.equal(created.json.stage, 'active');
     assert.deepEqual(created.json.plan, { code: 'pro', version: 1, name: 'Pro' });
     assert.deepEqual(created.json.subscription.price, { amount: '49.00', currency: 'USD', minor: 4900 });
-    // The first period's fee is invoiced in advance at activation.
-    assert.deepEqual(created.json.balance, { amount: '49.00', currency: 'USD', minor: 4900 });
+    // The first period's fee is invoiced in advance at activation and charged at once.
+    assert.deepEqual(created.json.balance, { amount: '0.00', currency: 'USD', minor: 0 });
+    const [payment] = await stack.db('payments').where({ brand_id: a.id, customer_id: id });
+    assert.deepEqual([payment.status, Number(payment.amount_minor)], ['succeeded', 4900]);
     assert.deepEqual(created.json.entitlements.features, ['api', 'sso']);
     assert.equal(created.json.currentPeriod.number, 1);
     assert.match(created.json.credential.secret, /^cs_/);
@@ -161,6 +163,27 @@ describe('customers over HTTP (integration, dev server)', function () {
     assert.equal((await stack.db('subscriptions').where({ brand_id: a.id, customer_id: id })).length, 1);
 
     assert.equal((await post(`/v1/customers/${uniqueId('nobody')}/activate`, { paymentMethod: 'tok_visa' })).status, 404);
+  });
+
+  it('takes a declined sign-up into dunning, and a new payment method out of it at once', async () => {
+    const id = uniqueId('cus');
+    const signup = await post('/v1/customers', { id, email: 'dun@example.com', plan: 'starter', paymentMethod: 'tok_hard_decline' });
+    assert.equal(signup.status, 201, signup.text);
+    assert.equal(signup.json.stage, 'past_due');
+    assert.equal(signup.json.dunningState, 'awaiting_payment_method');
+    assert.equal(signup.json.dunning.lastDecline.code, 'hard_decline');
+    assert.deepEqual(signup.json.balance, { amount: '9.00', currency: 'USD', minor: 900 });
+
+    const bad = await post(`/v1/customers/${id}/payment-method`, { paymentMethod: '4242 4242' });
+    assert.equal(bad.status, 400);
+    assert.equal(bad.json.error.details[0].field, 'body.paymentMethod');
+    assert.equal((await post(`/v1/customers/${id}/payment-method`, { paymentMethod: 'tok_visa' }, b.key)).status, 404);
+
+    const fixed = await post(`/v1/customers/${id}/payment-method`, { paymentMethod: 'tok_visa' });
+    assert.equal(fixed.status, 200, fixed.text);
+    assert.deepEqual(fixed.json, { stage: 'active', dunningState: 'none', collected: true, balance: { amount: '0.00', currency: 'USD', minor: 0 } });
+    const payments = await stack.db('payments').where({ brand_id: a.id, customer_id: id }).orderBy('created_at');
+    assert.deepEqual(payments.map((p) => p.status), ['declined', 'succeeded']);
   });
 
   it("never shows or changes one brand's customer with another brand's key", async () => {

@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { checkLedger, customerCreditMinor } from '../../data/ledger';
+import { recordCharge } from '../../data/payments';
 import { seedPlans } from '../support/fixtures';
 import { uniqueId } from '../support/helpers';
 import { eventually, Stack, startStack } from '../support/stack';
@@ -43,7 +44,8 @@ describe('invoices, tax rates and credit notes over HTTP (integration, dev serve
     const id = uniqueId('cus');
     const created = await stack.call('POST', '/v1/customers', {
       key: brand.key,
-      body: { id, email: `${id}@example.com`, name: 'Ada Lovelace', plan: 'pro', paymentMethod: 'tok_visa' },
+      // A declining card keeps the opening invoice open, so credit notes reduce receivables.
+      body: { id, email: `${id}@example.com`, name: 'Ada Lovelace', plan: 'pro', paymentMethod: 'tok_hard_decline' },
     });
     assert.equal(created.status, 201, created.text);
     const list = await eventually(async () => {
@@ -394,15 +396,16 @@ describe('invoices, tax rates and credit notes over HTTP (integration, dev serve
 
     it('returns credit for an already-paid invoice to the customer credit balance', async () => {
       const { id: customerId, invoice } = await signUp(a);
-      // Stand-in for collections: the invoice is paid in full (cash in, receivable settled).
-      await stack.db.transaction(async (trx) => {
-        const txn = `txn_${uniqueId('pay')}`;
-        await trx('ledger_transactions').insert({ id: txn, brand_id: a.id, customer_id: customerId, kind: 'payment', document_id: invoice.id, currency: 'USD' });
-        await trx('ledger_entries').insert([
-          { transaction_id: txn, account: 'cash', customer_id: customerId, amount_minor: 4900 },
-          { transaction_id: txn, account: 'receivables', customer_id: customerId, amount_minor: -4900 },
-        ]);
-        await trx('invoices').where({ id: invoice.id }).update({ status: 'paid' });
+      // Paid in full, as collections records a succeeded charge.
+      await recordCharge(stack.db, {
+        brandId: a.id,
+        customerId,
+        invoiceId: invoice.id,
+        idempotencyKey: `${invoice.id}:test`,
+        gateway: 'sandbox',
+        status: 'succeeded',
+        amountMinor: 4900,
+        currency: 'USD',
       });
 
       const res = await creditNote(invoice.id, { amount: '10.00', reason: 'Paid twice for a seat' });

@@ -10,9 +10,19 @@ import { checkLedger } from '../../data/ledger';
 import { createDb, Db, migrateLatest } from '../../infra/db';
 import { EmbeddedPostgresHandle, startEmbeddedPostgres } from '../../infra/postgres';
 import { SmtpSink, startSmtpSink } from '../../infra/smtp-sink';
+import { SandboxGateway, startSandboxGateway } from '../../gateway/sandbox-server';
 
 let pg: EmbeddedPostgresHandle | undefined;
 let sink: SmtpSink | undefined;
+let sandbox: SandboxGateway | undefined;
+
+export const TEST_WEBHOOK_SECRET = 'whsec_test_run';
+
+/** The run's sandbox payment gateway (a real HTTP service with its own state). */
+export function testSandboxGateway(): SandboxGateway {
+  if (!sandbox) throw new Error('the sandbox gateway is not running: run the tests through mocha with .mocharc.json');
+  return sandbox;
+}
 
 /** The run's loopback SMTP server: every email the tests cause lands here. */
 export function testSmtpSink(): SmtpSink {
@@ -39,6 +49,7 @@ export async function mochaGlobalSetup(): Promise<void> {
   }
   process.env.CLOSELOOP_TEST_DATABASE_URL = url;
   sink = await startSmtpSink({ port: 0 });
+  sandbox = await startSandboxGateway({ port: 0, webhookSecret: TEST_WEBHOOK_SECRET, timeoutDelayMs: 1_500, chargebackAfterMs: 500 });
 }
 
 /**
@@ -61,6 +72,7 @@ let ledgerDb: Db | undefined;
 export async function mochaGlobalTeardown(): Promise<void> {
   await ledgerDb?.destroy();
   await sink?.stop();
+  await sandbox?.stop();
   await pg?.stop();
   if (tmp) fs.rmSync(tmp, { recursive: true, force: true });
 }

@@ -4,7 +4,8 @@ import { bundleWorkflowCode, WorkflowBundleWithSourceMap } from '@temporalio/wor
 import { Activities, createActivities } from '../../activities';
 import { createDb, Db } from '../../infra/db';
 import { createMailer } from '../../infra/mailer';
-import { testSmtpSink } from './global';
+import { createSandboxGateway } from '../../gateway/sandbox-client';
+import { TEST_WEBHOOK_SECRET, testSandboxGateway, testSmtpSink } from './global';
 import { ensureSearchAttributes } from '../../infra/search-attributes';
 import { locateBinary, sdkExecutable, TEMPORAL_CLI, TEMPORAL_TEST_SERVER } from '../../infra/temporal-binaries';
 import { WORKFLOWS_PATH } from '../../workers/worker';
@@ -16,10 +17,15 @@ export function testDb(): Db {
   return createDb(url, { poolMax: 5 });
 }
 
-/** Real activities on the test database, mailing the run's loopback SMTP sink. */
+/** Real activities on the test database, mailing the run's loopback SMTP sink, charging its sandbox gateway. */
 export function testActivities(db: Db): Activities {
   const sink = testSmtpSink();
-  return createActivities({ db, mailer: createMailer({ host: sink.host, port: sink.port, from: 'billing@closeloop.test' }), publicUrl: 'http://127.0.0.1:3000' });
+  return createActivities({
+    db,
+    mailer: createMailer({ host: sink.host, port: sink.port, from: 'billing@closeloop.test' }),
+    publicUrl: 'http://127.0.0.1:3000',
+    gateway: createSandboxGateway({ baseUrl: testSandboxGateway().url, webhookSecret: TEST_WEBHOOK_SECRET, timeoutMs: 1_000 }),
+  });
 }
 
 let bundle: Promise<WorkflowBundleWithSourceMap> | undefined;

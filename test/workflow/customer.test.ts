@@ -306,8 +306,12 @@ describe('customer workflow (time-skipping server, real bundle, real PostgreSQL)
 
       const unbilled = await db('usage_events').where({ brand_id: brand, customer_id: customerId }).whereNull('invoice_id');
       assert.equal(unbilled.length, 0, 'every event billed exactly once');
+      // Each invoice was charged once, for its total, with a key derived from invoice and attempt.
+      const payments = await db('payments').where({ brand_id: brand, customer_id: customerId }).orderBy('created_at');
+      assert.deepEqual(payments.map((p) => [p.invoice_id, p.status, Number(p.amount_minor)]), invoices.map((i) => [i.id, 'succeeded', Number(i.total_minor)]));
       const state = await live().query(getCustomerQuery);
-      assert.equal(state.balanceMinor, 1000 + 50406 + 1000 + 81140);
+      assert.equal(state.balanceMinor, 0);
+      assert.equal(state.stage, 'active');
       const check = await checkLedger(db, brand);
       assert.deepEqual(check.unbalanced, []);
       assert.deepEqual(check.receivablesMismatches, []);
