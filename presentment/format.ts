@@ -227,3 +227,11 @@ export function statusLabel(doc: InvoiceDocument): string | undefined {
   if (doc.status === 'void') return 'Void';
   return undefined;
 }
+
+/**
+ * What the header's period is: a period invoice bills usage of the period that closed (its
+ * recurring line names the next period it pays in advance); an opening invoice, the period it opens.
+ */
+export function periodLabel(doc: InvoiceDocument): string {
+  return doc.kind === 'period' || doc.kind === 'final' ? 'Usage period' : 'Service period';
+}

@@ -15,6 +15,7 @@ import {
   taxNote,
   totalRows,
   usageDetails,
+  periodLabel,
 } from './format';
 
 /** Markup that is already escaped; anything else interpolated into `html` is escaped. */
@@ -151,7 +152,7 @@ export function renderInvoiceHtml(doc: InvoiceDocument): string {
       <dt>Invoice number</dt><dd>${doc.number}</dd>
       <dt>Issue date</dt><dd>${formatDate(doc.issuedAt)}</dd>
       <dt>Due date</dt><dd>${formatDate(doc.dueAt)}</dd>
-      ${period ? html`<dt>Billing period</dt><dd>${period}</dd>` : ''}
+      ${period ? html`<dt>${periodLabel(doc)}</dt><dd>${period}</dd>` : ''}
       <dt>Amount due</dt><dd>${totalRows(doc).find((r) => r.emphasis)?.amount}</dd>
     </dl>
   </div>

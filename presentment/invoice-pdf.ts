@@ -16,6 +16,7 @@ import {
   taxNote,
   totalRows,
   usageDetails,
+  periodLabel,
 } from './format';
 
 const INK = '#1f2933';
@@ -167,7 +168,7 @@ export function renderInvoicePdf(doc: InvoiceDocument): Promise<Buffer> {
     ['Invoice number', doc.number],
     ['Issue date', formatDate(doc.issuedAt)],
     ['Due date', formatDate(doc.dueAt)],
-    ...(period ? [['Billing period', period] as [string, string]] : []),
+    ...(period ? [[periodLabel(doc), period] as [string, string]] : []),
     ['Amount due', amountDue],
   ];
   const factsX = left + contentWidth * 0.45;
