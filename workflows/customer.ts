@@ -32,6 +32,8 @@ import {
   PAYMENT_TOKEN,
   SA,
   Subscription,
+  UsageThresholdCrossed,
+  usageThresholdSignal,
 } from './shared';
 
 type Activities = ReturnType<typeof createActivities>;
@@ -60,6 +62,7 @@ const compensating = proxyActivities<Activities>({
 
 const STAGE_HISTORY_LIMIT = 20;
 const INVOICE_HISTORY_LIMIT = 12;
+const USAGE_ALERT_LIMIT = 50;
 
 function nowIso(): string {
   return new Date(Date.now()).toISOString();
@@ -83,6 +86,7 @@ function initialState(input: CustomerWorkflowInput): CustomerState {
     paymentMethod: null,
     dunning: null,
     dunningState: 'none',
+    usageAlerts: [],
     lastActivationError: null,
     stageHistory: [{ stage: 'lead', at: createdAt }],
   };
@@ -149,6 +153,17 @@ export async function customerWorkflow(input: CustomerWorkflowInput): Promise<vo
       },
     },
   );
+
+  // Usage itself never comes through signals; only an allowance threshold crossing does. The
+  // API may report a crossing twice: it is told to the customer once per period.
+  setHandler(usageThresholdSignal, (crossing: UsageThresholdCrossed) => {
+    const period = crossing.periodNumber ?? state.currentPeriod?.number ?? 0;
+    const key = `${period}:${crossing.metric}:${crossing.threshold}`;
+    if (state.stage === 'lead' || state.usageAlerts.includes(key)) return;
+    state.usageAlerts = [...state.usageAlerts, key].slice(-USAGE_ALERT_LIMIT);
+    pendingUsageAlerts.push({ ...crossing, periodNumber: period });
+  });
+  const pendingUsageAlerts: UsageThresholdCrossed[] = [];
 
   let dunningChanges = 0;
   setHandler(
@@ -288,7 +303,8 @@ export async function customerWorkflow(input: CustomerWorkflowInput): Promise<vo
     const wakeAt = Math.min(Date.parse(period.end), dunningAt);
     if (wakeAt > Date.now()) {
       const seen = dunningChanges;
-      await condition(() => workflowInfo().continueAsNewSuggested || dunningChanges !== seen, wakeAt - Date.now());
+      await condition(() => workflowInfo().continueAsNewSuggested || dunningChanges !== seen || pendingUsageAlerts.length > 0, wakeAt - Date.now());
+      await sendUsageAlerts();
       if (workflowInfo().continueAsNewSuggested) return carryOn(state);
       continue; // a payment method update may have changed the schedule
     }
@@ -308,6 +324,20 @@ export async function customerWorkflow(input: CustomerWorkflowInput): Promise<vo
       // In dunning, the next retry charges this invoice together with the older ones.
       if (!state.dunning) await collectOrStartDunning();
       return carryOn(state);
+    }
+  }
+
+  async function sendUsageAlerts(): Promise<void> {
+    for (let alert = pendingUsageAlerts.shift(); alert; alert = pendingUsageAlerts.shift()) {
+      await bookkeeping.sendLifecycleMessage({
+        brandId: state.brandId,
+        customerId: state.customerId,
+        dedupeKey: `usage:${state.customerId}:${alert.periodNumber}:${alert.metric}:${alert.threshold}`,
+        category: 'transactional',
+        template: alert.threshold >= 100 ? 'usage-allowance-used' : 'usage-allowance-80',
+        recipient: state.email,
+        data: { metric: alert.metric, threshold: alert.threshold, quantity: alert.quantity, included: alert.included },
+      });
     }
   }
 

@@ -120,6 +120,8 @@ export interface CustomerState {
   paymentMethod: string | null;
   dunning: Dunning | null;
   dunningState: DunningStatus;
+  /** Allowance thresholds already crossed (and told to the customer), as "period:metric:threshold". */
+  usageAlerts: string[];
   lastActivationError: ActivationError | null;
   /** The latest stage changes, newest last (bounded). */
   stageHistory: StageChange[];
@@ -203,3 +205,28 @@ export interface UsageThresholdCrossed {
 }
 
 export const usageThresholdSignal = defineSignal<[UsageThresholdCrossed]>('usageThresholdCrossed');
+
+/**
+ * Sent by the API when the gateway reports a chargeback on one of the customer's payments
+ * (`chargeback.created` webhook). Delivery is at least once (a webhook redelivered after a
+ * failed answer), so the workflow de-duplicates by `eventId`.
+ */
+export interface ChargebackNotice {
+  /** Our payment id (`pay_…`). */
+  paymentId: string;
+  gatewayPaymentId: string;
+  /** The gateway's id of the dispute. */
+  chargebackId: string;
+  /** The invoice the disputed payment paid. */
+  invoiceId: string;
+  amountMinor: number;
+  currency: string;
+  /** The gateway's reason code, e.g. "fraudulent". */
+  reason: string;
+  /** ISO instant by which evidence must reach the gateway. */
+  evidenceDueBy: string;
+  /** The webhook event that reported it. */
+  eventId: string;
+}
+
+export const chargebackSignal = defineSignal<[ChargebackNotice]>('chargeback');

@@ -7,7 +7,7 @@ import type { Db } from '../../infra/db';
 import { ensureBrand } from '../../infra/brands';
 import { customerWorkflowId } from '../../domain/ids';
 import { customerWorkflow } from '../../workflows/customer';
-import { activateUpdate, ActivateInput, CustomerWorkflowInput, getCustomerQuery } from '../../workflows/shared';
+import { activateUpdate, ActivateInput, CustomerWorkflowInput, getCustomerQuery, usageThresholdSignal } from '../../workflows/shared';
 import { checkLedger } from '../../data/ledger';
 import { seedMeteredPlan, seedPlans, setPolicy, TEST_OFFER_RULES } from '../support/fixtures';
 import { testSmtpSink } from '../support/global';
@@ -317,6 +317,26 @@ describe('customer workflow (time-skipping server, real bundle, real PostgreSQL)
       assert.deepEqual(check.receivablesMismatches, []);
       const mails = testSmtpSink().messages().filter((m) => invoices.some((i) => m.messageId?.includes(i.id)));
       assert.equal(mails.length, 4, 'each invoice emailed once');
+    });
+  });
+
+  it('tells the customer once per period when usage crosses 80 % and 100 % of the allowance', async () => {
+    const taskQueue = uniqueId('tq');
+    await (await worker(taskQueue)).runUntil(async () => {
+      const { customerId, handle } = await startCustomer(taskQueue);
+      await handle.executeUpdate(activateUpdate, { args: [{ plan: 'metered', paymentMethod: 'tok_visa', credential: credential() }] });
+      const crossing = (threshold: 80 | 100) => ({ metric: 'api_calls', threshold, quantity: '850', included: '1000', at: new Date().toISOString() });
+      await handle.signal(usageThresholdSignal, crossing(80));
+      await handle.signal(usageThresholdSignal, crossing(80)); // the API may report a crossing twice
+      await handle.signal(usageThresholdSignal, crossing(100));
+      const state = await handle.query(getCustomerQuery);
+      assert.deepEqual(state.usageAlerts, ['1:api_calls:80', '1:api_calls:100']);
+      const templates = async () =>
+        (await db('outbound_messages').where({ brand_id: brand, customer_id: customerId, category: 'transactional' }).orderBy('id'))
+          .map((m) => m.template)
+          .filter((t) => t.startsWith('usage-'));
+      for (let i = 0; i < 50 && (await templates()).length < 2; i += 1) await new Promise((r) => setTimeout(r, 100));
+      assert.deepEqual(await templates(), ['usage-allowance-80', 'usage-allowance-used']);
     });
   });
 });
