@@ -166,6 +166,7 @@ export async function customerWorkflow(input: CustomerWorkflowInput): Promise<vo
   const pendingUsageAlerts: UsageThresholdCrossed[] = [];
 
   let dunningChanges = 0;
+  let collecting = false;
   setHandler(
     updatePaymentMethodUpdate,
     async ({ paymentMethod }): Promise<PaymentMethodResult> => {
@@ -174,9 +175,10 @@ export async function customerWorkflow(input: CustomerWorkflowInput): Promise<vo
       if (state.dunning) {
         const decline = await collectOutstanding();
         if (!decline) {
-          await recovered();
+          // A dunning retry may have ended the episode while this update waited its turn.
+          if (state.dunning) await recovered();
           collected = true;
-        } else {
+        } else if (state.dunning) {
           state.dunning.lastDecline = { ...decline, at: nowIso() };
         }
         dunningChanges += 1;
@@ -341,8 +343,22 @@ export async function customerWorkflow(input: CustomerWorkflowInput): Promise<vo
     }
   }
 
-  /** Charges every unsettled invoice; returns the first decline, if any. */
+  /**
+   * Charges every unsettled invoice; returns the first decline, if any. One collection at a
+   * time: a payment-method update arriving during a dunning retry waits for it, then finds the
+   * invoices it paid already settled, so nothing is charged twice.
+   */
   async function collectOutstanding(): Promise<{ code: string; message: string } | null> {
+    await condition(() => !collecting);
+    collecting = true;
+    try {
+      return await chargeUnsettled();
+    } finally {
+      collecting = false;
+    }
+  }
+
+  async function chargeUnsettled(): Promise<{ code: string; message: string } | null> {
     for (const ref of state.billing.invoices) {
       if (ref.settled || !state.paymentMethod) continue;
       state.billing.chargeAttempts += 1;
