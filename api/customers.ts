@@ -111,6 +111,17 @@ export const CustomerSchema = z
       .object({ source: z.string(), campaign: z.string(), capturedAt: z.string(), expiresAt: z.string().nullable(), nurtureSent: z.number().int() })
       .nullable(),
     lastActivationError: z.object({ type: z.string(), message: z.string(), at: z.string() }).nullable(),
+    chargebacks: z.array(
+      z.object({
+        chargebackId: z.string(),
+        paymentId: z.string(),
+        invoiceId: z.string(),
+        amount: Money,
+        reason: z.string(),
+        evidenceDueBy: z.string(),
+        receivedAt: z.string(),
+      }),
+    ),
     dunning: z
       .object({
         startedAt: z.string(),
@@ -159,6 +170,7 @@ export function customerView(s: CustomerState, brand: Brand) {
       ? { source: s.lead.source, campaign: s.lead.campaign, capturedAt: s.lead.capturedAt, expiresAt: s.lead.expiresAt, nurtureSent: s.lead.nurtureSent }
       : null,
     lastActivationError: s.lastActivationError,
+    chargebacks: s.chargebacks.map(({ amountMinor, currency: cbCurrency, ...c }) => ({ ...c, amount: toMoneyJson({ minor: BigInt(amountMinor), currency: cbCurrency }) })),
     dunning: s.dunning
       ? {
           startedAt: s.dunning.startedAt,

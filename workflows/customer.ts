@@ -34,6 +34,8 @@ import {
   Subscription,
   UsageThresholdCrossed,
   usageThresholdSignal,
+  ChargebackNotice,
+  chargebackSignal,
 } from './shared';
 
 type Activities = ReturnType<typeof createActivities>;
@@ -87,6 +89,7 @@ function initialState(input: CustomerWorkflowInput): CustomerState {
     dunning: null,
     dunningState: 'none',
     usageAlerts: [],
+    chargebacks: [],
     lastActivationError: null,
     stageHistory: [{ stage: 'lead', at: createdAt }],
   };
@@ -154,6 +157,9 @@ export async function customerWorkflow(input: CustomerWorkflowInput): Promise<vo
     },
   );
 
+  // Messages decided by signal handlers, sent by the main loop (handlers do no I/O).
+  const outbox: Array<{ dedupeKey: string; template: string; data: Record<string, unknown> }> = [];
+
   // Usage itself never comes through signals; only an allowance threshold crossing does. The
   // API may report a crossing twice: it is told to the customer once per period.
   setHandler(usageThresholdSignal, (crossing: UsageThresholdCrossed) => {
@@ -161,9 +167,24 @@ export async function customerWorkflow(input: CustomerWorkflowInput): Promise<vo
     const key = `${period}:${crossing.metric}:${crossing.threshold}`;
     if (state.stage === 'lead' || state.usageAlerts.includes(key)) return;
     state.usageAlerts = [...state.usageAlerts, key].slice(-USAGE_ALERT_LIMIT);
-    pendingUsageAlerts.push({ ...crossing, periodNumber: period });
+    outbox.push({
+      dedupeKey: `usage:${state.customerId}:${key}`,
+      template: crossing.threshold >= 100 ? 'usage-allowance-used' : 'usage-allowance-80',
+      data: { metric: crossing.metric, threshold: crossing.threshold, quantity: crossing.quantity, included: crossing.included },
+    });
   });
-  const pendingUsageAlerts: UsageThresholdCrossed[] = [];
+
+  // A chargeback reported by the gateway (at least once): recorded once, and the customer told.
+  setHandler(chargebackSignal, (notice: ChargebackNotice) => {
+    if (state.chargebacks.some((c) => c.chargebackId === notice.chargebackId)) return;
+    const { eventId: _eventId, gatewayPaymentId: _gatewayPaymentId, ...chargeback } = notice;
+    state.chargebacks = [...state.chargebacks, { ...chargeback, receivedAt: nowIso() }];
+    outbox.push({
+      dedupeKey: `chargeback:${notice.chargebackId}`,
+      template: 'dispute-opened',
+      data: { invoiceId: notice.invoiceId, amountMinor: notice.amountMinor, currency: notice.currency, reason: notice.reason },
+    });
+  });
 
   let dunningChanges = 0;
   let collecting = false;
@@ -280,7 +301,7 @@ export async function customerWorkflow(input: CustomerWorkflowInput): Promise<vo
   if (state.stage === 'lead') {
     await nurtureUntilConvertedOrExpired(state, () => activating);
     if (state.stage === 'lead') {
-      if (workflowInfo().continueAsNewSuggested) return carryOn(state);
+      if (workflowInfo().continueAsNewSuggested) return carryOnAfterOutbox();
       // Expired: close the loop on attribution and end this customer's workflow.
       await moveTo('lead_expired');
       if (state.lead) await bookkeeping.recordLeadExpired({ brandId: state.brandId, customerId: state.customerId, at: nowIso() });
@@ -305,9 +326,9 @@ export async function customerWorkflow(input: CustomerWorkflowInput): Promise<vo
     const wakeAt = Math.min(Date.parse(period.end), dunningAt);
     if (wakeAt > Date.now()) {
       const seen = dunningChanges;
-      await condition(() => workflowInfo().continueAsNewSuggested || dunningChanges !== seen || pendingUsageAlerts.length > 0, wakeAt - Date.now());
-      await sendUsageAlerts();
-      if (workflowInfo().continueAsNewSuggested) return carryOn(state);
+      await condition(() => workflowInfo().continueAsNewSuggested || dunningChanges !== seen || outbox.length > 0, wakeAt - Date.now());
+      await flushOutbox();
+      if (workflowInfo().continueAsNewSuggested) return carryOnAfterOutbox();
       continue; // a payment method update may have changed the schedule
     }
     const step = nextDunningStep();
@@ -315,6 +336,7 @@ export async function customerWorkflow(input: CustomerWorkflowInput): Promise<vo
       await runDunningStep(step.action);
       if (state.stage === 'cancelled') {
         await condition(allHandlersFinished);
+        await flushOutbox();
         return;
       }
       continue;
@@ -325,20 +347,23 @@ export async function customerWorkflow(input: CustomerWorkflowInput): Promise<vo
       state.currentPeriod = next;
       // In dunning, the next retry charges this invoice together with the older ones.
       if (!state.dunning) await collectOrStartDunning();
-      return carryOn(state);
+      return carryOnAfterOutbox();
     }
   }
 
-  async function sendUsageAlerts(): Promise<void> {
-    for (let alert = pendingUsageAlerts.shift(); alert; alert = pendingUsageAlerts.shift()) {
+  async function carryOnAfterOutbox(): Promise<never> {
+    await flushOutbox();
+    return carryOn(state);
+  }
+
+  async function flushOutbox(): Promise<void> {
+    for (let msg = outbox.shift(); msg; msg = outbox.shift()) {
       await bookkeeping.sendLifecycleMessage({
         brandId: state.brandId,
         customerId: state.customerId,
-        dedupeKey: `usage:${state.customerId}:${alert.periodNumber}:${alert.metric}:${alert.threshold}`,
         category: 'transactional',
-        template: alert.threshold >= 100 ? 'usage-allowance-used' : 'usage-allowance-80',
         recipient: state.email,
-        data: { metric: alert.metric, threshold: alert.threshold, quantity: alert.quantity, included: alert.included },
+        ...msg,
       });
     }
   }

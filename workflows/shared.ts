@@ -87,6 +87,17 @@ export interface BillingState {
   invoices: InvoiceRef[];
 }
 
+export interface OpenChargeback {
+  chargebackId: string;
+  paymentId: string;
+  invoiceId: string;
+  amountMinor: number;
+  currency: string;
+  reason: string;
+  evidenceDueBy: string;
+  receivedAt: string;
+}
+
 export type DunningStatus = 'none' | 'retrying' | 'awaiting_payment_method' | 'suspended' | 'written_off';
 
 /** A dunning episode: from the first declined charge until paid or written off. */
@@ -122,6 +133,8 @@ export interface CustomerState {
   dunningState: DunningStatus;
   /** Allowance thresholds already crossed (and told to the customer), as "period:metric:threshold". */
   usageAlerts: string[];
+  /** Chargebacks the gateway reported; the dispute workflow (next) works them. */
+  chargebacks: OpenChargeback[];
   lastActivationError: ActivationError | null;
   /** The latest stage changes, newest last (bounded). */
   stageHistory: StageChange[];

@@ -7,7 +7,7 @@ import type { Db } from '../../infra/db';
 import { ensureBrand } from '../../infra/brands';
 import { customerWorkflowId } from '../../domain/ids';
 import { customerWorkflow } from '../../workflows/customer';
-import { activateUpdate, ActivateInput, CustomerWorkflowInput, getCustomerQuery, usageThresholdSignal } from '../../workflows/shared';
+import { activateUpdate, ActivateInput, CustomerWorkflowInput, getCustomerQuery, usageThresholdSignal, chargebackSignal } from '../../workflows/shared';
 import { checkLedger } from '../../data/ledger';
 import { seedMeteredPlan, seedPlans, setPolicy, TEST_OFFER_RULES } from '../support/fixtures';
 import { testSmtpSink } from '../support/global';
@@ -337,6 +337,34 @@ describe('customer workflow (time-skipping server, real bundle, real PostgreSQL)
           .filter((t) => t.startsWith('usage-'));
       for (let i = 0; i < 50 && (await templates()).length < 2; i += 1) await new Promise((r) => setTimeout(r, 100));
       assert.deepEqual(await templates(), ['usage-allowance-80', 'usage-allowance-used']);
+    });
+  });
+
+  it('records a chargeback the gateway reports (at least once) a single time, and tells the customer', async () => {
+    const taskQueue = uniqueId('tq');
+    await (await worker(taskQueue)).runUntil(async () => {
+      const { customerId, handle } = await startCustomer(taskQueue);
+      await handle.executeUpdate(activateUpdate, { args: [{ plan: 'pro', paymentMethod: 'tok_visa', credential: credential() }] });
+      const notice = {
+        paymentId: 'pay_x',
+        gatewayPaymentId: 'ch_x',
+        chargebackId: 'dp_1',
+        invoiceId: 'inv_x',
+        amountMinor: 4900,
+        currency: 'USD',
+        reason: 'fraudulent',
+        evidenceDueBy: new Date(Date.now() + 7 * DAY).toISOString(),
+        eventId: 'evt_1',
+      };
+      await handle.signal(chargebackSignal, notice);
+      await handle.signal(chargebackSignal, { ...notice, eventId: 'evt_1-redelivered' });
+      const state = await handle.query(getCustomerQuery);
+      assert.deepEqual(state.chargebacks.map((c) => c.chargebackId), ['dp_1']);
+      for (let i = 0; i < 50; i += 1) {
+        if (await db('outbound_messages').where({ brand_id: brand, customer_id: customerId, template: 'dispute-opened' }).first()) break;
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      assert.equal((await db('outbound_messages').where({ brand_id: brand, customer_id: customerId, template: 'dispute-opened' })).length, 1);
     });
   });
 });
