@@ -9,6 +9,7 @@ import { getPolicy } from '../data/policies';
 import { invoiceBalanceMinor, recordCharge, writeOffInvoice } from '../data/payments';
 import type { Policy } from '../domain/policies';
 import type { Db } from '../infra/db';
+import { faultPoint } from '../infra/fault-injection';
 import { GatewayRequestError, type DeclineCode, type PaymentGateway } from '../gateway/adapter';
 
 export interface ChargeInvoiceInput {
@@ -54,6 +55,9 @@ export function createCollectionsActivities({ db, gateway }: { db: Db; gateway: 
           description: `Invoice ${input.invoiceId}`,
           metadata: { brandId: input.brandId, customerId: input.customerId, invoiceId: input.invoiceId },
         });
+        // Test-only crash point (CLOSELOOP_FAULT, never set in production): the gateway has the
+        // charge, the payment is not recorded yet; the retry must get the same charge back.
+        faultPoint('after-gateway-charge');
       } catch (err) {
         // A refused request (say, a payment method the gateway does not know) will not get better:
         // it is a decline that needs a new payment method. Timeouts and 5xx are retried by
