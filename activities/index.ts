@@ -8,6 +8,7 @@ import { createBillingActivities, Mailer } from './billing';
 import { createCollectionsActivities } from './collections';
 import { createCustomerActivities } from './customers';
 import { createProvisioningActivities } from './provisioning';
+import { createReconciliationActivities } from './reconciliation';
 
 export interface ActivityDeps {
   db: Db;
@@ -23,6 +24,7 @@ export function createActivities(deps: ActivityDeps) {
     ...createProvisioningActivities(deps),
     ...createBillingActivities(deps),
     ...createCollectionsActivities(deps),
+    ...createReconciliationActivities(deps),
   };
 }
 

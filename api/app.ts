@@ -2,6 +2,7 @@
 import crypto from 'node:crypto';
 import type { Client } from '@temporalio/client';
 import express, { Express } from 'express';
+import type { PaymentGateway } from '../gateway/adapter';
 import type { Db } from '../infra/db';
 import { ping } from '../infra/db';
 import type { Logger } from '../infra/logger';
@@ -15,6 +16,9 @@ import { registerPlanRoutes } from './plans';
 import { registerPolicyRoutes } from './policies';
 import { registerOfferRoutes } from './offers';
 import { registerUsageRoutes } from './usage';
+import { registerReconciliationRoutes } from './reconciliation';
+import { registerPaymentRoutes } from './payments';
+import { createWebhookRouter, documentWebhookRoute, WEBHOOK_PATH } from './webhooks';
 import { ApiError, errorHandler } from './errors';
 import { createMetrics } from './metrics';
 import { Api, routeOf } from './route';
@@ -27,6 +31,8 @@ export interface AppDeps {
   /** Collect process metrics (off in tests that build many apps). */
   defaultMetrics?: boolean;
   queryTimeoutMs?: number;
+  /** Refunds and webhook verification; without one those routes answer 503. */
+  gateway?: PaymentGateway;
 }
 
 const READINESS_TIMEOUT_MS = 2_000;
@@ -94,6 +100,10 @@ export function createApp(deps: AppDeps): Express {
     res.send(await metrics.registry.metrics());
   });
 
+  // Gateway webhooks are authenticated by their signature over the raw body, so they are routed
+  // ahead of the JSON parser and the API key check.
+  app.use(WEBHOOK_PATH, createWebhookRouter({ db, temporal, gateway: deps.gateway, logger }));
+
   const v1 = express.Router();
   const api = new Api(v1, '/v1');
   // Usage batches carry up to 10,000 events; every other body is small.
@@ -105,6 +115,9 @@ export function createApp(deps: AppDeps): Express {
   });
   v1.use(requireApiKey(db));
   registerCustomerRoutes(api, { temporal, db, taskQueue: deps.config.taskQueue, queryTimeoutMs: deps.queryTimeoutMs });
+  registerReconciliationRoutes(api, { db });
+  registerPaymentRoutes(api, { db, gateway: deps.gateway });
+  documentWebhookRoute(api);
   registerInvoiceRoutes(api, { db });
   registerTaxRoutes(api, { db });
   registerUsageRoutes(api, { temporal, db, logger });

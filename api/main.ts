@@ -4,6 +4,7 @@
  */
 import { loadConfig, requireExternal } from '../infra/config';
 import { createDb } from '../infra/db';
+import { gatewayFromEnv } from '../infra/gateway';
 import { createLogger } from '../infra/logger';
 import { connectClient } from '../infra/temporal';
 import { createApp } from './app';
@@ -15,7 +16,10 @@ async function main(): Promise<void> {
   const logger = createLogger(config.logLevel, 'closeloop-api');
   const db = createDb(config.databaseUrl!);
   const { client, connection } = await connectClient({ address: config.temporalAddress!, namespace: config.temporalNamespace });
-  const app = createApp({ temporal: client, db, logger, config: { taskQueue: config.taskQueue } });
+  // Refunds and gateway webhooks need the worker's gateway; without one they answer 503.
+  const gateway = process.env.STRIPE_SECRET_KEY?.trim() || process.env.GATEWAY_URL?.trim() ? gatewayFromEnv(process.env) : undefined;
+  if (!gateway) logger.warn('no GATEWAY_URL or STRIPE_SECRET_KEY: refunds and gateway webhooks answer 503');
+  const app = createApp({ temporal: client, db, logger, config: { taskQueue: config.taskQueue }, gateway });
   const server = await listen(app, config.apiPort, config.apiHost);
   logger.info({ url: server.url }, 'api listening');
   const stop = async () => {

@@ -62,11 +62,26 @@ export interface ChargeRecord {
 
 /**
  * Records a charge's result once. A success pays the invoice down (DR gateway clearing,
- * CR receivables) and marks it paid when nothing is left owing.
+ * CR receivables) and marks it paid when nothing is left owing. What it brings beyond the
+ * invoice's balance (an overpayment, or a payment for an invoice already settled) becomes the
+ * customer's credit (CR customer_credit), which the next invoice applies; the row keeps that
+ * part in `credited_minor` and only the applied part in `amount_minor`, so receivables stay
+ * equal to the documents. A succeeded gateway payment already recorded under another key (the
+ * webhook and the charge activity racing to record the same payment) is returned, not booked
+ * twice.
  */
 export async function recordCharge(db: Db, c: ChargeRecord): Promise<{ paymentId: string; recorded: boolean; balanceMinor: number }> {
   return db.transaction(async (trx) => {
-    await trx('invoices').where({ id: c.invoiceId, brand_id: c.brandId }).forUpdate().first('id');
+    const invoice = await trx('invoices').where({ id: c.invoiceId, brand_id: c.brandId }).forUpdate().first('id', 'status');
+    if (c.status === 'succeeded' && c.gatewayPaymentId) {
+      const same = await trx('payments')
+        .where({ brand_id: c.brandId, gateway: c.gateway, gateway_payment_id: c.gatewayPaymentId, status: 'succeeded' })
+        .first('id');
+      if (same) return { paymentId: same.id as string, recorded: false, balanceMinor: await invoiceBalanceMinor(trx, c.brandId, c.invoiceId) };
+    }
+    const owedMinor = invoice && invoice.status !== 'void' ? Math.max(0, await invoiceBalanceMinor(trx, c.brandId, c.invoiceId)) : 0;
+    const appliedMinor = c.status === 'succeeded' ? Math.min(c.amountMinor, owedMinor) : c.amountMinor;
+    const creditedMinor = c.amountMinor - appliedMinor;
     const id = `pay_${crypto.randomUUID().replace(/-/g, '')}`;
     const inserted = await trx('payments')
       .insert({
@@ -80,7 +95,8 @@ export async function recordCharge(db: Db, c: ChargeRecord): Promise<{ paymentId
         status: c.status,
         decline_code: c.declineCode ?? null,
         decline_message: c.declineMessage ?? null,
-        amount_minor: c.amountMinor,
+        amount_minor: appliedMinor,
+        credited_minor: creditedMinor,
         fee_minor: c.feeMinor ?? null,
         currency: c.currency,
       })
@@ -97,8 +113,9 @@ export async function recordCharge(db: Db, c: ChargeRecord): Promise<{ paymentId
         currency: c.currency,
         entries: [
           { account: 'gateway_clearing', amountMinor: c.amountMinor },
-          { account: 'receivables', amountMinor: -c.amountMinor },
-        ],
+          { account: 'receivables', amountMinor: -appliedMinor },
+          { account: 'customer_credit', amountMinor: -creditedMinor },
+        ].filter((e) => e.amountMinor !== 0),
       });
     }
     const balanceMinor = await invoiceBalanceMinor(trx, c.brandId, c.invoiceId);

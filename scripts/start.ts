@@ -24,6 +24,7 @@ import { startSmtpSink } from '../infra/smtp-sink';
 import { requireTemporalCli } from '../infra/temporal-binaries';
 import { connectClient, connectWorker } from '../infra/temporal';
 import { createWorker } from '../workers/worker';
+import { allBrandIds, ensureReconciliationSchedules } from '../workers/schedules';
 import { SEARCH_ATTRIBUTE_KEYS } from '../workflows/shared';
 import { seedDemoBrand } from './seed';
 
@@ -161,7 +162,8 @@ async function main(): Promise<void> {
 
     const { client, connection } = await connectClient(target);
     stops.push(['Temporal client', () => connection.close()]);
-    const app = createApp({ temporal: client, db, logger, config: { taskQueue: config.taskQueue } });
+    await ensureReconciliationSchedules(client, { taskQueue: config.taskQueue, brands: await allBrandIds(db), gateway: gateway.name });
+    const app = createApp({ temporal: client, db, logger, config: { taskQueue: config.taskQueue }, gateway });
     const server = await listen(app, config.apiPort, config.apiHost);
     stops.push(['API', server.close]);
 

@@ -2,6 +2,7 @@
  * `npm run worker`: the worker alone, against external services (TEMPORAL_ADDRESS,
  * TEMPORAL_NAMESPACE, DATABASE_URL). Stops cleanly on SIGINT/SIGTERM.
  */
+import { Client } from '@temporalio/client';
 import { ConfigError, loadConfig, requireExternal } from '../infra/config';
 import { gatewayFromEnv } from '../infra/gateway';
 import { createMailer } from '../infra/mailer';
@@ -10,6 +11,7 @@ import { createLogger } from '../infra/logger';
 import { ensureSearchAttributes } from '../infra/search-attributes';
 import { connectWorker } from '../infra/temporal';
 import { createWorker } from './worker';
+import { allBrandIds, ensureReconciliationSchedules } from './schedules';
 
 async function main(): Promise<void> {
   const config = loadConfig();
@@ -25,6 +27,7 @@ async function main(): Promise<void> {
   const mailer = createMailer({ host: config.smtpHost, port: config.smtpPort, from: config.mailFrom });
   const gateway = gatewayFromEnv(process.env);
   const worker = await createWorker({ connection, namespace: config.temporalNamespace, taskQueue: config.taskQueue, db, mailer, publicUrl: config.publicUrl, gateway });
+  await ensureReconciliationSchedules(new Client({ connection, namespace: config.temporalNamespace }), { taskQueue: config.taskQueue, brands: await allBrandIds(db), gateway: gateway.name });
   log.info({ taskQueue: config.taskQueue, namespace: config.temporalNamespace }, 'worker started');
   // Worker.run() shuts down on SIGINT/SIGTERM by default (the SDK's shutdownSignals).
   await worker.run();

@@ -1,2 +1,3 @@
 /** Every workflow type the worker registers. */
 export { customerWorkflow } from './customer';
+export { reconciliationWorkflow } from './reconciliation';

@@ -7,9 +7,11 @@ import { Worker } from '@temporalio/worker';
 import { createApp } from '../../api/app';
 import { createApiKey } from '../../api/auth';
 import { listen } from '../../api/server';
+import { createSandboxGateway } from '../../gateway/sandbox-client';
 import { ensureBrand, NewBrand } from '../../infra/brands';
 import type { Db } from '../../infra/db';
 import { createLogger } from '../../infra/logger';
+import { TEST_WEBHOOK_SECRET, testSandboxGateway } from './global';
 import { devServerEnvironment, testActivities, testDb, uniqueId, workflowBundle } from './helpers';
 
 export interface Stack {
@@ -42,7 +44,9 @@ export async function startStack(opts: { activities?: (db: Db) => object } = {})
     activities: opts.activities ? opts.activities(db) : testActivities(db),
   });
   const workerRun = worker.run();
-  const app = createApp({ temporal: env.client, db, logger: createLogger('silent'), config: { taskQueue }, defaultMetrics: false });
+  // The API speaks to the run's sandbox gateway too: refunds, and verifying the webhooks it sends.
+  const gateway = createSandboxGateway({ baseUrl: testSandboxGateway().url, webhookSecret: TEST_WEBHOOK_SECRET, timeoutMs: 5_000 });
+  const app = createApp({ temporal: env.client, db, logger: createLogger('silent'), config: { taskQueue }, defaultMetrics: false, gateway });
   const server = await listen(app, 0, '127.0.0.1');
 
   const stack: Stack = {
