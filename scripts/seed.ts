@@ -59,6 +59,8 @@ export const DEMO_PLANS: Array<input<typeof PlanInput>> = [
     costToServe: '0.10',
     billingPeriod: 'PT1M',
     entitlements: { features: ['api'], quotas: { api_calls: 1_000 } },
+    // Micro-priced calls above an allowance: usage posted now shows on the next minute's invoice.
+    usage: [{ metric: 'api_calls', model: 'per_unit', unitPrice: '0.0004', includedQuantity: 1_000 }],
   },
 ];
 
