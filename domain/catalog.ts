@@ -156,16 +156,7 @@ export const PlanInput = z.strictObject({
 export type PlanInput = z.infer<typeof PlanInput>;
 
 /** A plan version ready to store: amounts in minor units of the brand's currency. */
-export interface PlanDraft {
-  code: string;
-  name: string;
-  currency: string;
-  recurringFeeMinor: number;
-  costToServeMinor: number;
-  billingPeriod: string;
-  entitlements: Entitlements;
-  usageComponents: UsageComponent[];
-}
+export type PlanDraft = Omit<Plan, 'brandId' | 'version' | 'createdAt'>;
 
 export class PlanInputError extends Error {
   constructor(readonly issues: FieldIssue[]) {
