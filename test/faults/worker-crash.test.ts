@@ -12,7 +12,7 @@ import { customerWorkflow } from '../../workflows/customer';
 import { activateUpdate, getCustomerQuery, type ActivationResult } from '../../workflows/shared';
 import { seedPlans } from '../support/fixtures';
 import { TEST_WEBHOOK_SECRET, testSandboxGateway, testSmtpSink } from '../support/global';
-import { devServerEnvironment, testDb, uniqueId } from '../support/helpers';
+import { devServerEnvironment, testCredential, testDb, uniqueId } from '../support/helpers';
 
 /**
  * Fault suite, issue 5 / issue 7 item 2: the production worker (`node dist/workers/main.js`, a
@@ -185,10 +185,9 @@ describe('fault: worker process killed mid-charge (dev server, production worker
       taskQueue,
       args: [{ brandId: brand, customerId, email: `${customerId}@example.com` }],
     });
-    const secret = crypto.randomBytes(8).toString('hex');
     const outcome = handle
       .executeUpdate(activateUpdate, {
-        args: [{ plan: 'pro', paymentMethod: 'tok_visa', credential: { hash: crypto.createHash('sha256').update(secret).digest('hex'), prefix: secret.slice(0, 6) } }],
+        args: [{ plan: 'pro', paymentMethod: 'tok_visa', credential: testCredential() }],
       })
       .then(
         (result) => ({ ok: true as const, result }),

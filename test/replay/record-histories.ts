@@ -14,7 +14,7 @@ import { ensureBrand } from '../../infra/brands';
 import { customerWorkflow } from '../../workflows/customer';
 import { activateUpdate, updatePaymentMethodUpdate, usageThresholdSignal } from '../../workflows/shared';
 import { seedMeteredPlan, seedPlans, setPolicy } from '../support/fixtures';
-import { testActivities, testDb, timeSkippingEnvironment, uniqueId, workflowBundle } from '../support/helpers';
+import { testActivities, testCredential, testDb, timeSkippingEnvironment, uniqueId, workflowBundle } from '../support/helpers';
 
 const DAY = 24 * 60 * 60 * 1000;
 const OUT = path.resolve(__dirname, '../../../test/replay/histories');
@@ -34,10 +34,6 @@ describe('record replay histories', function () {
       await setPolicy(db, brand, 'dunning', { retrySchedule: ['P1D'], gracePeriod: 'P1D', writeOffAfter: 'P10D' });
       const taskQueue = uniqueId('tq');
       const worker = await Worker.create({ connection: env.nativeConnection, taskQueue, workflowBundle: await workflowBundle(), activities: testActivities(db) });
-      const credential = () => {
-        const secret = crypto.randomBytes(8).toString('hex');
-        return { hash: crypto.createHash('sha256').update(secret).digest('hex'), prefix: secret.slice(0, 6) };
-      };
       const save = async (name: string, workflowId: string, runId?: string) => {
         const history = await env.client.workflow.getHandle(workflowId, runId).fetchHistory();
         fs.mkdirSync(OUT, { recursive: true });
@@ -63,7 +59,7 @@ describe('record replay histories', function () {
           taskQueue,
           args: [{ brandId: brand, customerId: meteredId, email: 'm@example.com' }],
         });
-        await metered.executeUpdate(activateUpdate, { args: [{ plan: 'metered', paymentMethod: 'tok_visa', credential: credential() }] });
+        await metered.executeUpdate(activateUpdate, { args: [{ plan: 'metered', paymentMethod: 'tok_visa', credential: testCredential() }] });
         await metered.signal(usageThresholdSignal, { metric: 'api_calls', threshold: 80, quantity: '800', included: '1000', at: new Date().toISOString() });
         await env.sleep(32 * DAY);
         await save('customer-activated-billed', metered.workflowId, metered.firstExecutionRunId);
@@ -75,7 +71,7 @@ describe('record replay histories', function () {
           taskQueue,
           args: [{ brandId: brand, customerId: dunningId, email: 'd@example.com' }],
         });
-        await dunning.executeUpdate(activateUpdate, { args: [{ plan: 'pro', paymentMethod: `tok_hard_decline_${crypto.randomBytes(4).toString("hex")}`, credential: credential() }] });
+        await dunning.executeUpdate(activateUpdate, { args: [{ plan: 'pro', paymentMethod: `tok_hard_decline_${crypto.randomBytes(4).toString("hex")}`, credential: testCredential() }] });
         await env.sleep(2 * DAY + 60_000);
         await dunning.executeUpdate(updatePaymentMethodUpdate, { args: [{ paymentMethod: 'tok_visa' }] });
         await save('customer-dunning-recovered', dunning.workflowId);

@@ -1,3 +1,4 @@
+import crypto from 'node:crypto';
 /** Shared test wiring: the test database, the real workflow bundle, real Temporal servers. */
 import { TestWorkflowEnvironment } from '@temporalio/testing';
 import { bundleWorkflowCode, WorkflowBundleWithSourceMap } from '@temporalio/worker';
@@ -61,4 +62,10 @@ let counter = 0;
 export function uniqueId(prefix: string): string {
   counter += 1;
   return `${prefix}-${Date.now().toString(36)}-${process.pid.toString(36)}-${counter}`;
+}
+
+/** A service credential as the API makes one for an activation: only its hash reaches Temporal. */
+export function testCredential(): { hash: string; prefix: string } {
+  const secret = crypto.randomBytes(16).toString('hex');
+  return { hash: crypto.createHash('sha256').update(secret).digest('hex'), prefix: secret.slice(0, 8) };
 }

@@ -1,5 +1,4 @@
 import assert from 'node:assert/strict';
-import crypto from 'node:crypto';
 import { ApplicationFailure } from '@temporalio/common';
 import { TestWorkflowEnvironment } from '@temporalio/testing';
 import { Worker } from '@temporalio/worker';
@@ -7,18 +6,14 @@ import type { Db } from '../../infra/db';
 import { ensureBrand } from '../../infra/brands';
 import { customerWorkflowId } from '../../domain/ids';
 import { customerWorkflow } from '../../workflows/customer';
-import { activateUpdate, ActivateInput, CustomerWorkflowInput, getCustomerQuery, usageThresholdSignal, chargebackSignal } from '../../workflows/shared';
+import { activateUpdate, CustomerWorkflowInput, getCustomerQuery, usageThresholdSignal, chargebackSignal } from '../../workflows/shared';
 import { checkLedger } from '../../data/ledger';
 import { seedMeteredPlan, seedPlans, setPolicy, TEST_OFFER_RULES } from '../support/fixtures';
 import { testSmtpSink } from '../support/global';
-import { testActivities, testDb, timeSkippingEnvironment, uniqueId, workflowBundle } from '../support/helpers';
+import { testActivities, testCredential as credential, testDb, timeSkippingEnvironment, uniqueId, workflowBundle } from '../support/helpers';
 
 const DAY = 24 * 60 * 60 * 1000;
 
-function credential(): ActivateInput['credential'] {
-  const secret = crypto.randomBytes(16).toString('hex');
-  return { hash: crypto.createHash('sha256').update(secret).digest('hex'), prefix: secret.slice(0, 8) };
-}
 
 /** A rejected or failed update, by the error type it carries (validator rejections prefix it). */
 function failedWith(type: string) {

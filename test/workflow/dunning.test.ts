@@ -9,7 +9,7 @@ import { customerWorkflow } from '../../workflows/customer';
 import { activateUpdate, getCustomerQuery, updatePaymentMethodUpdate } from '../../workflows/shared';
 import { seedPlans, setPolicy } from '../support/fixtures';
 import { testSandboxGateway } from '../support/global';
-import { testActivities, testDb, timeSkippingEnvironment, uniqueId, workflowBundle } from '../support/helpers';
+import { testActivities, testCredential, testDb, timeSkippingEnvironment, uniqueId, workflowBundle } from '../support/helpers';
 
 const DAY = 24 * 60 * 60 * 1000;
 
@@ -48,9 +48,8 @@ describe('collections and dunning (time-skipping server, sandbox gateway)', func
       taskQueue,
       args: [{ brandId: brand, customerId, email: `${customerId}@example.com` }],
     });
-    const secret = crypto.randomBytes(8).toString('hex');
     const result = await handle.executeUpdate(activateUpdate, {
-      args: [{ plan: 'pro', paymentMethod, credential: { hash: crypto.createHash('sha256').update(secret).digest('hex'), prefix: secret.slice(0, 6) } }],
+      args: [{ plan: 'pro', paymentMethod, credential: testCredential() }],
     });
     return { customerId, handle, result };
   }

@@ -16,7 +16,7 @@ import { reconciliationWorkflow, ReconciliationWorkflowInput } from '../../workf
 import { activateUpdate } from '../../workflows/shared';
 import { seedPlans } from '../support/fixtures';
 import { TEST_WEBHOOK_SECRET, testSandboxGateway } from '../support/global';
-import { testActivities, testDb, timeSkippingEnvironment, uniqueId, workflowBundle } from '../support/helpers';
+import { testActivities, testCredential, testDb, timeSkippingEnvironment, uniqueId, workflowBundle } from '../support/helpers';
 
 const hex = () => crypto.randomBytes(16).toString('hex');
 
@@ -135,9 +135,8 @@ describe('reconciliation (time-skipping server, sandbox gateway)', function () {
         taskQueue,
         args: [{ brandId: brand, customerId, email: `${customerId}@example.com` }],
       });
-      const secret = crypto.randomBytes(8).toString('hex');
       const activation = await handle.executeUpdate(activateUpdate, {
-        args: [{ plan: 'pro', paymentMethod: 'tok_visa', credential: { hash: crypto.createHash('sha256').update(secret).digest('hex'), prefix: secret.slice(0, 6) } }],
+        args: [{ plan: 'pro', paymentMethod: 'tok_visa', credential: testCredential() }],
       });
       assert.equal(activation.stage, 'active');
       const paid = await db('payments').where({ brand_id: brand, customer_id: customerId, status: 'succeeded' });
