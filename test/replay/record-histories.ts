@@ -1,7 +1,8 @@
 /**
  * Records the histories the replay test checks (`npm run record-histories`): real runs of the
  * customer workflow on the time-skipping server, one per path worth guarding — a lead that
- * expires, a customer activated and billed over two periods, and one taken through dunning.
+ * expires, a customer activated and billed over two periods, one taken through dunning, and a
+ * day's reconciliation.
  * Record again only for a deliberate, `patched()`-guarded change (see docs/workflow-changes.md).
  */
 import crypto from 'node:crypto';
@@ -12,6 +13,7 @@ import { Worker } from '@temporalio/worker';
 import { customerWorkflowId } from '../../domain/ids';
 import { ensureBrand } from '../../infra/brands';
 import { customerWorkflow } from '../../workflows/customer';
+import { reconciliationWorkflow } from '../../workflows/reconciliation';
 import { activateUpdate, updatePaymentMethodUpdate, usageThresholdSignal } from '../../workflows/shared';
 import { seedMeteredPlan, seedPlans, setPolicy } from '../support/fixtures';
 import { testActivities, testCredential, testDb, timeSkippingEnvironment, uniqueId, workflowBundle } from '../support/helpers';
@@ -75,6 +77,15 @@ describe('record replay histories', function () {
         await env.sleep(2 * DAY + 60_000);
         await dunning.executeUpdate(updatePaymentMethodUpdate, { args: [{ paymentMethod: 'tok_visa' }] });
         await save('customer-dunning-recovered', dunning.workflowId);
+
+        // A day's reconciliation over the payments above.
+        const recon = await env.client.workflow.start(reconciliationWorkflow, {
+          workflowId: uniqueId('reconciliation'),
+          taskQueue,
+          args: [{ brandId: brand, gateway: 'sandbox', reportDate: new Date(await env.currentTimeMs()).toISOString().slice(0, 10) }],
+        });
+        await recon.result();
+        await save('reconciliation-day', recon.workflowId);
       });
     } finally {
       await env.teardown();

@@ -16,7 +16,7 @@ describe('replay of recorded workflow histories', function () {
   const files = fs.existsSync(HISTORIES) ? fs.readdirSync(HISTORIES).filter((f) => f.endsWith('.binpb')) : [];
 
   it('has recorded histories to replay', () => {
-    assert.ok(files.length >= 3, `expected recorded histories in ${HISTORIES}; run npm run record-histories`);
+    assert.ok(files.length >= 4, `expected recorded histories in ${HISTORIES}; run npm run record-histories`);
   });
 
   for (const file of files) {
