@@ -242,11 +242,19 @@ describe('usage ingest over HTTP (integration, dev server)', function () {
     const second = await ingest(id, [storage('s3', '20')]);
     assert.deepEqual(second.json.thresholds, [{ metric: 'storage_gb', threshold: 100, quantity: '105', included: '100', notified: true }]);
 
-    const history = await stack.env.client.workflow.getHandle(customerWorkflowId(a.id, id)).fetchHistory();
-    const signals = (history.events ?? [])
-      .map((e) => e.workflowExecutionSignaledEventAttributes)
-      .filter((s) => s?.signalName === 'usageThresholdCrossed')
-      .map((s) => defaultPayloadConverter.fromPayload<UsageThresholdCrossed>(s!.input!.payloads![0]!));
+    // A signal that arrives while a workflow task is running is buffered by the server and enters
+    // the history when that task completes, so read the history until both are there.
+    const signalsInHistory = async () => {
+      const history = await stack.env.client.workflow.getHandle(customerWorkflowId(a.id, id)).fetchHistory();
+      return (history.events ?? [])
+        .map((e) => e.workflowExecutionSignaledEventAttributes)
+        .filter((s) => s?.signalName === 'usageThresholdCrossed')
+        .map((s) => defaultPayloadConverter.fromPayload<UsageThresholdCrossed>(s!.input!.payloads![0]!));
+    };
+    const signals = await eventually(async () => {
+      const found = await signalsInHistory();
+      return found.length >= 2 && found;
+    });
     assert.deepEqual(
       signals.map(({ metric, threshold, quantity, included }) => ({ metric, threshold, quantity, included })),
       [
