@@ -1,0 +1,96 @@
+/**
+ * What every benchmark shares: one embedded PostgreSQL in a temporary folder (removed after),
+ * migrated; a loopback SMTP sink; the sandbox gateway; the real workflow bundle, built once.
+ */
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { bundleWorkflowCode, WorkflowBundleWithSourceMap } from '@temporalio/worker';
+import { Activities, createActivities } from '../activities';
+import { createSandboxGateway } from '../gateway/sandbox-client';
+import { SandboxGateway, startSandboxGateway } from '../gateway/sandbox-server';
+import { createDb, Db, migrateLatest } from '../infra/db';
+import { createMailer } from '../infra/mailer';
+import { EmbeddedPostgresHandle, startEmbeddedPostgres } from '../infra/postgres';
+import { SmtpSink, startSmtpSink } from '../infra/smtp-sink';
+import { WORKFLOWS_PATH } from '../workers/worker';
+
+export const WEBHOOK_SECRET = 'whsec_bench';
+
+export function progress(message: string): void {
+  process.stderr.write(`[bench ${new Date().toISOString().slice(11, 19)}] ${message}\n`);
+}
+
+export interface BenchInfra {
+  url: string;
+  db: Db;
+  sink: SmtpSink;
+  sandbox: SandboxGateway;
+  bundle: WorkflowBundleWithSourceMap;
+  activities(db: Db): Activities;
+  stop(): Promise<void>;
+}
+
+const noop = () => undefined;
+const quietLogger = { trace: noop, debug: noop, info: noop, warn: noop, error: console.error, log: noop };
+
+export async function startInfra(): Promise<BenchInfra> {
+  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'closeloop-bench-'));
+  fs.chmodSync(tmp, 0o755);
+  let pg: EmbeddedPostgresHandle | undefined;
+  let sink: SmtpSink | undefined;
+  let sandbox: SandboxGateway | undefined;
+  let db: Db | undefined;
+  const stop = async () => {
+    await db?.destroy().catch(noop);
+    await sink?.stop().catch(noop);
+    await sandbox?.stop().catch(noop);
+    await pg?.stop().catch(noop);
+    fs.rmSync(tmp, { recursive: true, force: true });
+  };
+  try {
+    progress('starting embedded PostgreSQL (temporary data dir) and bundling the workflows…');
+    const bundlePromise = bundleWorkflowCode({ workflowsPath: WORKFLOWS_PATH, logger: quietLogger });
+    pg = await startEmbeddedPostgres({ dataDir: path.join(tmp, 'pg'), database: 'closeloop_bench' });
+    db = createDb(pg.url, { poolMax: 10 });
+    await migrateLatest(db);
+    sink = await startSmtpSink({ port: 0 });
+    sandbox = await startSandboxGateway({ port: 0, webhookSecret: WEBHOOK_SECRET });
+    const bundle = await bundlePromise;
+    const s = sink;
+    const gw = sandbox;
+    return {
+      url: pg.url,
+      db,
+      sink,
+      sandbox,
+      bundle,
+      activities: (forDb) =>
+        createActivities({
+          db: forDb,
+          mailer: createMailer({ host: s.host, port: s.port, from: 'billing@closeloop.bench' }),
+          publicUrl: 'http://127.0.0.1:3000',
+          gateway: createSandboxGateway({ baseUrl: gw.url, webhookSecret: WEBHOOK_SECRET, timeoutMs: 5_000 }),
+        }),
+      stop,
+    };
+  } catch (err) {
+    await stop();
+    throw err;
+  }
+}
+
+/** Median of a non-empty list. */
+export function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = Math.floor(s.length / 2);
+  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
+}
+
+export function envInt(name: string, fallback: number): number {
+  const raw = process.env[name];
+  if (raw === undefined || raw === '') return fallback;
+  const n = Number(raw);
+  if (!Number.isInteger(n) || n <= 0) throw new Error(`${name} must be a positive integer, got "${raw}"`);
+  return n;
+}
