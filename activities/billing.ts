@@ -7,7 +7,11 @@ import { ApplicationFailure } from '@temporalio/activity';
 import { finalizeInvoice, FinalizeInvoiceInput, loadInvoiceDocument } from '../data/invoices';
 import type { Db } from '../infra/db';
 import type { Mailer } from '../infra/mailer';
+import { INVOICE_LINK_LIFETIME_MS, signInvoiceLink } from '../infra/signed-links';
 import { invoiceEmail } from '../presentment/invoice-email';
+
+/** Where the API serves signed invoice links (see api/shared-invoices.ts). */
+export const SHARED_INVOICE_PATH = '/v1/shared/invoices';
 
 export type { Mailer };
 
@@ -16,6 +20,8 @@ export interface BillingDeps {
   mailer: Mailer;
   /** Base URL customers open invoices at, e.g. https://billing.example.com */
   publicUrl: string;
+  /** Signs the invoice link in the email so the customer can open it without an API key. */
+  linkSecret: string;
 }
 
 export interface InvoiceSummary {
@@ -28,7 +34,7 @@ export interface InvoiceSummary {
   created: boolean;
 }
 
-export function createBillingActivities({ db, mailer, publicUrl }: BillingDeps) {
+export function createBillingActivities({ db, mailer, publicUrl, linkSecret }: BillingDeps) {
   return {
     async finalizeInvoice(input: FinalizeInvoiceInput): Promise<InvoiceSummary> {
       const { invoiceId, created } = await finalizeInvoice(db, input);
@@ -60,7 +66,8 @@ export function createBillingActivities({ db, mailer, publicUrl }: BillingDeps) 
         .ignore();
       const row = await db('outbound_messages').where({ brand_id: brandId, dedupe_key: dedupeKey }).first('status');
       if (row?.status === 'sent') return { sent: false };
-      const email = await invoiceEmail(doc, { viewUrl: `${publicUrl.replace(/\/$/, '')}/v1/invoices/${invoiceId}.html` });
+      const token = signInvoiceLink(linkSecret, { brandId, invoiceId }, new Date(Date.now() + INVOICE_LINK_LIFETIME_MS));
+      const email = await invoiceEmail(doc, { viewUrl: `${publicUrl.replace(/\/$/, '')}${SHARED_INVOICE_PATH}/${token}.html` });
       await mailer.send({ to: doc.customer.email, ...email, messageId: `<${invoiceId}@closeloop.invoice>` });
       await db('outbound_messages').where({ brand_id: brandId, dedupe_key: dedupeKey }).update({ status: 'sent' });
       return { sent: true };

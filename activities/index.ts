@@ -15,6 +15,8 @@ export interface ActivityDeps {
   mailer: Mailer;
   /** Base URL of the API, for links in customer emails. */
   publicUrl: string;
+  /** Signs invoice links in emails (shared with the API). */
+  linkSecret: string;
   gateway: PaymentGateway;
 }
 

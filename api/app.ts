@@ -8,6 +8,7 @@ import { ping } from '../infra/db';
 import type { Logger } from '../infra/logger';
 import { requireApiKey } from './auth';
 import { registerCustomerRoutes } from './customers';
+import { createSharedInvoiceRouter } from './shared-invoices';
 import { registerInvoiceRoutes } from './invoices';
 import { registerTaxRoutes } from './tax';
 import { registerLeadRoutes } from './leads';
@@ -33,6 +34,8 @@ export interface AppDeps {
   queryTimeoutMs?: number;
   /** Refunds and webhook verification; without one those routes answer 503. */
   gateway?: PaymentGateway;
+  /** Verifies the signed invoice links in emails (shared with the worker). */
+  linkSecret?: string;
 }
 
 const READINESS_TIMEOUT_MS = 2_000;
@@ -113,6 +116,8 @@ export function createApp(deps: AppDeps): Express {
   v1.get('/openapi.json', (_req, res) => {
     res.json(document);
   });
+  // Signed invoice links from emails: the signature is the credential.
+  v1.use('/shared/invoices', createSharedInvoiceRouter({ db, linkSecret: deps.linkSecret }));
   v1.use(requireApiKey(db));
   registerCustomerRoutes(api, { temporal, db, taskQueue: deps.config.taskQueue, queryTimeoutMs: deps.queryTimeoutMs });
   registerReconciliationRoutes(api, { db });

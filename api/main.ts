@@ -19,7 +19,8 @@ async function main(): Promise<void> {
   // Refunds and gateway webhooks need the worker's gateway; without one they answer 503.
   const gateway = process.env.STRIPE_SECRET_KEY?.trim() || process.env.GATEWAY_URL?.trim() ? gatewayFromEnv(process.env) : undefined;
   if (!gateway) logger.warn('no GATEWAY_URL or STRIPE_SECRET_KEY: refunds and gateway webhooks answer 503');
-  const app = createApp({ temporal: client, db, logger, config: { taskQueue: config.taskQueue }, gateway });
+  if (!config.linkSecret) logger.warn('LINK_SIGNING_SECRET is not set: the invoice links in emails will not open');
+  const app = createApp({ temporal: client, db, logger, config: { taskQueue: config.taskQueue }, gateway, linkSecret: config.linkSecret });
   const server = await listen(app, config.apiPort, config.apiHost);
   logger.info({ url: server.url }, 'api listening');
   const stop = async () => {

@@ -70,6 +70,7 @@ export async function startInfra(): Promise<BenchInfra> {
           db: forDb,
           mailer: createMailer({ host: s.host, port: s.port, from: 'billing@closeloop.bench' }),
           publicUrl: 'http://127.0.0.1:3000',
+          linkSecret: 'bench-link-signing-secret-0123456789abcdef',
           gateway: createSandboxGateway({ baseUrl: gw.url, webhookSecret: WEBHOOK_SECRET, timeoutMs: 5_000 }),
         }),
       stop,

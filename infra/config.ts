@@ -27,6 +27,8 @@ export interface Config {
   smtpPort: number;
   /** Base URL customers reach the API at, for links in emails (PUBLIC_URL). */
   publicUrl: string;
+  /** Signs the invoice links in emails (LINK_SIGNING_SECRET); worker and API must share it. */
+  linkSecret?: string;
   /** Sender of outbound email. */
   mailFrom: string;
 }
@@ -51,6 +53,12 @@ function optional(env: NodeJS.ProcessEnv, name: string): string | undefined {
 }
 
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
+
+function linkSecret(env: NodeJS.ProcessEnv): string | undefined {
+  const secret = optional(env, 'LINK_SIGNING_SECRET');
+  if (secret !== undefined && secret.length < 32) throw new ConfigError('LINK_SIGNING_SECRET must be at least 32 characters');
+  return secret;
+}
 
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   const databaseUrl = optional(env, 'DATABASE_URL');
@@ -82,6 +90,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     smtpHost,
     smtpPort: port(env, 'SMTP_PORT', smtpHost ? 25 : 2525),
     mailFrom,
+    linkSecret: linkSecret(env),
     publicUrl: (optional(env, 'PUBLIC_URL') ?? `http://${optional(env, 'HOST') ?? '127.0.0.1'}:${port(env, 'PORT', 3000)}`).replace(/\/$/, ''),
   };
 }

@@ -4,6 +4,7 @@
  * key, the worker and the API; one banner with every URL. Ctrl-C stops all of it; the next
  * start resumes the same data. Any external service set in the environment is used instead.
  */
+import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { DefaultLogger, Runtime } from '@temporalio/worker';
@@ -85,6 +86,8 @@ async function main(): Promise<void> {
     if (seeded.policies.length) step(`seeded ${seeded.policies.join(', ')} policies for brand ${DEV_BRAND.id}`);
     for (const s of seeded.skipped) step(`not seeding the ${s.kind} policy: ${s.reason}`);
     const devKey = await devApiKey(db, paths.devApiKey);
+    // The secret that signs invoice links, kept in the state folder so links survive restarts.
+    const linkSecret = config.linkSecret ?? localSecret(path.join(config.stateDir, 'link-secret'));
 
     let temporalAddress = config.temporalAddress;
     let uiUrl: string | undefined;
@@ -144,6 +147,7 @@ async function main(): Promise<void> {
       mailer,
       publicUrl: config.publicUrl,
       gateway,
+      linkSecret,
     });
     const workerRun = worker.run();
     stops.push([
@@ -163,7 +167,7 @@ async function main(): Promise<void> {
     const { client, connection } = await connectClient(target);
     stops.push(['Temporal client', () => connection.close()]);
     await ensureReconciliationSchedules(client, { taskQueue: config.taskQueue, brands: await allBrandIds(db), gateway: gateway.name });
-    const app = createApp({ temporal: client, db, logger, config: { taskQueue: config.taskQueue }, gateway });
+    const app = createApp({ temporal: client, db, logger, config: { taskQueue: config.taskQueue }, gateway, linkSecret });
     const server = await listen(app, config.apiPort, config.apiHost);
     stops.push(['API', server.close]);
 
@@ -204,6 +208,13 @@ async function main(): Promise<void> {
     console.error(`\nnpm start failed: ${(err as Error).message}`);
     await shutdown(1);
   }
+}
+
+function localSecret(file: string): string {
+  if (fs.existsSync(file)) return fs.readFileSync(file, 'utf8').trim();
+  const secret = crypto.randomBytes(32).toString('base64url');
+  fs.writeFileSync(file, `${secret}\n`, { mode: 0o600 });
+  return secret;
 }
 
 /** The dev key is kept (in clear) only in the git-ignored state folder, so restarts print the same one. */

@@ -26,7 +26,17 @@ async function main(): Promise<void> {
   if (!config.smtpHost) throw new ConfigError('SMTP_HOST must be set for the worker: it emails invoices and notices');
   const mailer = createMailer({ host: config.smtpHost, port: config.smtpPort, from: config.mailFrom });
   const gateway = gatewayFromEnv(process.env);
-  const worker = await createWorker({ connection, namespace: config.temporalNamespace, taskQueue: config.taskQueue, db, mailer, publicUrl: config.publicUrl, gateway });
+  if (!config.linkSecret) throw new ConfigError('LINK_SIGNING_SECRET must be set for the worker (and the same value for the API): it signs the invoice links in emails');
+  const worker = await createWorker({
+    connection,
+    namespace: config.temporalNamespace,
+    taskQueue: config.taskQueue,
+    db,
+    mailer,
+    publicUrl: config.publicUrl,
+    gateway,
+    linkSecret: config.linkSecret,
+  });
   await ensureReconciliationSchedules(new Client({ connection, namespace: config.temporalNamespace }), { taskQueue: config.taskQueue, brands: await allBrandIds(db), gateway: gateway.name });
   log.info({ taskQueue: config.taskQueue, namespace: config.temporalNamespace }, 'worker started');
   // Worker.run() shuts down on SIGINT/SIGTERM by default (the SDK's shutdownSignals).

@@ -18,6 +18,6 @@ export async function createWorker(opts: CloseloopWorkerOptions): Promise<Worker
     namespace: opts.namespace,
     taskQueue: opts.taskQueue,
     ...(opts.workflowBundle ? { workflowBundle: opts.workflowBundle } : { workflowsPath: WORKFLOWS_PATH }),
-    activities: createActivities({ db: opts.db, mailer: opts.mailer, publicUrl: opts.publicUrl, gateway: opts.gateway }),
+    activities: createActivities({ db: opts.db, mailer: opts.mailer, publicUrl: opts.publicUrl, gateway: opts.gateway, linkSecret: opts.linkSecret }),
   });
 }

@@ -12,7 +12,7 @@ import { customerWorkflow } from '../../workflows/customer';
 import { activateUpdate, getCustomerQuery, type ActivationResult } from '../../workflows/shared';
 import { seedPlans } from '../support/fixtures';
 import { TEST_WEBHOOK_SECRET, testSandboxGateway, testSmtpSink } from '../support/global';
-import { devServerEnvironment, testCredential, testDb, uniqueId } from '../support/helpers';
+import { devServerEnvironment, TEST_LINK_SECRET, testCredential, testDb, uniqueId } from '../support/helpers';
 
 /**
  * Fault suite, issue 5 / issue 7 item 2: the production worker (`node dist/workers/main.js`, a
@@ -160,6 +160,7 @@ describe('fault: worker process killed mid-charge (dev server, production worker
       SMTP_PORT: String(sink.port),
       GATEWAY_URL: testSandboxGateway().url,
       SANDBOX_WEBHOOK_SECRET: TEST_WEBHOOK_SECRET,
+      LINK_SIGNING_SECRET: TEST_LINK_SECRET,
       MIGRATE_ON_START: '0',
       REGISTER_SEARCH_ATTRIBUTES: '0', // the dev server environment registered them
       LOG_LEVEL: 'info',

@@ -18,6 +18,9 @@ export function testDb(): Db {
   return createDb(url, { poolMax: 5 });
 }
 
+/** Signs invoice links in the tests; the stack's API verifies with the same one. */
+export const TEST_LINK_SECRET = 'test-link-signing-secret-0123456789abcdef';
+
 /** Real activities on the test database, mailing the run's loopback SMTP sink, charging its sandbox gateway. */
 export function testActivities(db: Db): Activities {
   const sink = testSmtpSink();
@@ -26,6 +29,7 @@ export function testActivities(db: Db): Activities {
     mailer: createMailer({ host: sink.host, port: sink.port, from: 'billing@closeloop.test' }),
     publicUrl: 'http://127.0.0.1:3000',
     gateway: createSandboxGateway({ baseUrl: testSandboxGateway().url, webhookSecret: TEST_WEBHOOK_SECRET, timeoutMs: 1_000 }),
+    linkSecret: TEST_LINK_SECRET,
   });
 }
 

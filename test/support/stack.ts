@@ -12,7 +12,7 @@ import { ensureBrand, NewBrand } from '../../infra/brands';
 import type { Db } from '../../infra/db';
 import { createLogger } from '../../infra/logger';
 import { TEST_WEBHOOK_SECRET, testSandboxGateway } from './global';
-import { devServerEnvironment, testActivities, testDb, uniqueId, workflowBundle } from './helpers';
+import { devServerEnvironment, TEST_LINK_SECRET, testActivities, testDb, uniqueId, workflowBundle } from './helpers';
 
 export interface Stack {
   env: TestWorkflowEnvironment;
@@ -46,7 +46,7 @@ export async function startStack(opts: { activities?: (db: Db) => object } = {})
   const workerRun = worker.run();
   // The API speaks to the run's sandbox gateway too: refunds, and verifying the webhooks it sends.
   const gateway = createSandboxGateway({ baseUrl: testSandboxGateway().url, webhookSecret: TEST_WEBHOOK_SECRET, timeoutMs: 5_000 });
-  const app = createApp({ temporal: env.client, db, logger: createLogger('silent'), config: { taskQueue }, defaultMetrics: false, gateway });
+  const app = createApp({ temporal: env.client, db, logger: createLogger('silent'), config: { taskQueue }, defaultMetrics: false, gateway, linkSecret: TEST_LINK_SECRET });
   const server = await listen(app, 0, '127.0.0.1');
 
   const stack: Stack = {

@@ -86,6 +86,7 @@ describe('infra/config', () => {
         SMTP_PORT: '587',
         MAIL_FROM: 'Billing <billing@example.com>',
         PUBLIC_URL: 'https://billing.example.com/',
+        LINK_SIGNING_SECRET: 'a-link-signing-secret-of-32-chars!',
       });
       assert.deepStrictEqual(config, {
         stateDir: '/var/lib/closeloop',
@@ -103,7 +104,12 @@ describe('infra/config', () => {
         smtpPort: 587,
         mailFrom: 'Billing <billing@example.com>',
         publicUrl: 'https://billing.example.com',
+        linkSecret: 'a-link-signing-secret-of-32-chars!',
       });
+    });
+
+    it('refuses a link signing secret shorter than 32 characters, naming the variable', () => {
+      assert.throws(() => loadConfig({ LINK_SIGNING_SECRET: 'short' }), (e: Error) => e.name === 'ConfigError' && /LINK_SIGNING_SECRET/.test(e.message));
     });
 
     it('defaults mail to the loopback sink and links to the local API', () => {
