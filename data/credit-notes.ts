@@ -17,7 +17,8 @@ import { creditableMinor, CreditNoteAmountError, creditNoteLedgerEntries, splitC
 import { invoiceNumber } from '../domain/invoice';
 import type { Db } from '../infra/db';
 import { nextInvoiceNumber } from './invoices';
-import { postTransaction } from './ledger';
+import { customerAccountMinor, postTransaction } from './ledger';
+import { invoiceBalanceMinor } from './payments';
 
 export const CreditNoteErrorTypes = {
   INVOICE_NOT_FOUND: 'INVOICE_NOT_FOUND',
@@ -64,8 +65,6 @@ interface CreditTotals {
   /** Positive sums over the notes already issued against the invoice. */
   creditedMinor: number;
   creditedTaxMinor: number;
-  /** Their (negative) amounts due: what they took off the invoice's receivable. */
-  receivablesMinor: number;
 }
 
 async function creditTotals(trx: Trx, brandId: string, invoiceId: string): Promise<CreditTotals> {
@@ -74,30 +73,18 @@ async function creditTotals(trx: Trx, brandId: string, invoiceId: string): Promi
     .first(
       trx.raw('coalesce(-sum(total_minor), 0)::text as credited'),
       trx.raw('coalesce(-sum(tax_minor), 0)::text as tax'),
-      trx.raw('coalesce(sum(amount_due_minor), 0)::text as due'),
     );
-  return { creditedMinor: Number(row?.credited ?? 0), creditedTaxMinor: Number(row?.tax ?? 0), receivablesMinor: Number(row?.due ?? 0) };
+  return { creditedMinor: Number(row?.credited ?? 0), creditedTaxMinor: Number(row?.tax ?? 0) };
 }
 
 /**
- * What the customer still owes on an invoice: its amount due less what credit notes took off it,
- * or nothing once it is paid or void. Collections should charge this, not `amount_due_minor`.
+ * What the customer still owes on a finalized invoice (the balance collections charges: amount
+ * due less credit notes, payments and write-offs), or nothing once it is paid, void or written off.
  */
 export async function invoiceOutstandingMinor(trx: Trx, brandId: string, invoiceId: string): Promise<number> {
-  const inv = await trx('invoices').where({ id: invoiceId, brand_id: brandId }).first('status', 'kind', 'amount_due_minor');
+  const inv = await trx('invoices').where({ id: invoiceId, brand_id: brandId }).first('status', 'kind');
   if (!inv || inv.kind === 'credit_note' || inv.status !== 'finalized') return 0;
-  const { receivablesMinor } = await creditTotals(trx, brandId, invoiceId);
-  return Math.max(0, Number(inv.amount_due_minor) + receivablesMinor);
-}
-
-/** The customer's receivables balance in one currency, over every document. */
-async function customerReceivablesMinor(trx: Trx, brandId: string, customerId: string, currency: string): Promise<number> {
-  const row = await trx('ledger_entries as e')
-    .join('ledger_transactions as t', 't.id', 'e.transaction_id')
-    .where({ 't.brand_id': brandId, 'e.customer_id': customerId, 'e.account': 'receivables', 't.currency': currency })
-    .sum<{ sum: string | null }>({ sum: 'e.amount_minor' })
-    .first();
-  return Number(row?.sum ?? 0);
+  return Math.max(0, await invoiceBalanceMinor(trx, brandId, invoiceId));
 }
 
 const requestOf = (amount: number | 'full') => (amount === 'full' ? 'full' : String(amount));
@@ -138,8 +125,8 @@ async function issueOnce(db: Db, input: IssueCreditNoteInput): Promise<IssuedCre
     }
     // Documents say what is still owed on this invoice; the customer's receivables balance caps
     // it, so a payment recorded without changing the invoice can never drive receivables negative.
-    const documentsDue = inv.status === 'finalized' ? Math.max(0, Number(inv.amount_due_minor) + credited.receivablesMinor) : 0;
-    const stillDue = Math.min(documentsDue, Math.max(0, await customerReceivablesMinor(trx, input.brandId, inv.customer_id, currency)));
+    const documentsDue = await invoiceOutstandingMinor(trx, input.brandId, input.invoiceId);
+    const stillDue = Math.min(documentsDue, Math.max(0, await customerAccountMinor(trx, input.brandId, inv.customer_id, 'receivables', currency)));
     let split;
     try {
       split = splitCredit(creditable, amountMinor, stillDue);

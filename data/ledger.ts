@@ -42,14 +42,19 @@ export async function postTransaction(trx: Knex.Transaction | Db, p: LedgerPosti
   return { id, posted: true };
 }
 
-/** A customer's available credit: what the customer_credit liability owes them. */
-export async function customerCreditMinor(trx: Knex.Transaction | Db, brandId: string, customerId: string, currency: string): Promise<number> {
+/** The sum of a customer's entries on one account in one currency (debits positive). */
+export async function customerAccountMinor(trx: Knex.Transaction | Db, brandId: string, customerId: string, account: string, currency: string): Promise<number> {
   const row = await trx('ledger_entries as e')
     .join('ledger_transactions as t', 't.id', 'e.transaction_id')
-    .where({ 't.brand_id': brandId, 'e.customer_id': customerId, 'e.account': 'customer_credit', 't.currency': currency })
+    .where({ 't.brand_id': brandId, 'e.customer_id': customerId, 'e.account': account, 't.currency': currency })
     .sum<{ sum: string | null }>({ sum: 'e.amount_minor' })
     .first();
-  return -Number(row?.sum ?? 0);
+  return Number(row?.sum ?? 0);
+}
+
+/** A customer's available credit: what the customer_credit liability owes them. */
+export async function customerCreditMinor(trx: Knex.Transaction | Db, brandId: string, customerId: string, currency: string): Promise<number> {
+  return -(await customerAccountMinor(trx, brandId, customerId, 'customer_credit', currency));
 }
 
 export interface LedgerCheck {
