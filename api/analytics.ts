@@ -3,7 +3,7 @@ import { acquisitionFunnel, FunnelWindow } from '../data/leads';
 import { funnelTotals, FunnelRevenue } from '../domain/acquisition';
 import { toMoneyJson } from '../domain/money';
 import type { Db } from '../infra/db';
-import { Api, z } from './route';
+import { Api, z, MoneySchema as Money } from './route';
 
 export interface AnalyticsRoutesDeps {
   db: Db;
@@ -19,7 +19,6 @@ export const AcquisitionQuery = z
   // ISO dates of equal length compare correctly as strings.
   .refine((q) => !q.from || !q.to || q.from <= q.to, { path: ['from'], message: 'must not be after "to"' });
 
-const Money = z.object({ amount: z.string(), currency: z.string(), minor: z.number().int() });
 const Counts = {
   leads: z.number().int(),
   conversions: z.number().int(),

@@ -27,7 +27,7 @@ import {
 } from '../workflows/shared';
 import type { Brand } from './auth';
 import { ApiError, notFound } from './errors';
-import { Api, ErrorSchema, z } from './route';
+import { Api, ErrorSchema, z, MoneySchema as Money } from './route';
 
 export interface CustomerRoutesDeps {
   temporal: Client;
@@ -68,7 +68,7 @@ const PaymentMethodResponse = z
     stage: z.string(),
     dunningState: z.string(),
     collected: z.boolean(),
-    balance: z.object({ amount: z.string(), currency: z.string(), minor: z.number().int() }),
+    balance: Money,
   })
   .openapi('PaymentMethodResult');
 
@@ -80,7 +80,6 @@ export const ActivateBody = z
   })
   .openapi('Activate');
 
-const Money = z.object({ amount: z.string(), currency: z.string(), minor: z.number().int() }).openapi('Money');
 const Period = z.object({ number: z.number().int(), start: z.string(), end: z.string() });
 
 export const CustomerSchema = z

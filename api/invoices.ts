@@ -15,7 +15,7 @@ import { creditNoteInstructions } from '../presentment/format';
 import { renderInvoiceHtml } from '../presentment/invoice-html';
 import { renderInvoicePdf } from '../presentment/invoice-pdf';
 import { ApiError, invalidFields } from './errors';
-import { Api, ErrorSchema, z } from './route';
+import { Api, ErrorSchema, z, MoneySchema } from './route';
 
 export interface InvoiceRoutesDeps {
   db: Db;
@@ -23,7 +23,6 @@ export interface InvoiceRoutesDeps {
 
 export const INVOICE_ID = /^inv_[a-f0-9]{32}$/;
 
-const MoneySchema = z.object({ amount: z.string(), currency: z.string(), minor: z.number().int() }).openapi('Money');
 const Links = z.object({ self: z.string(), html: z.string(), pdf: z.string() }).openapi('InvoiceLinks');
 const Kind = z.enum(['opening', 'period', 'final', 'credit_note']);
 const Status = z.enum(['finalized', 'paid', 'void']);

@@ -4,7 +4,7 @@ import { PLAN_CODE } from '../domain/catalog';
 import { Buyer, chooseOffer, Offer } from '../domain/offers';
 import { money, toMoneyJson } from '../domain/money';
 import type { Db } from '../infra/db';
-import { Api, z } from './route';
+import { Api, z, MoneySchema } from './route';
 
 export interface OfferRoutesDeps {
   db: Db;
@@ -23,7 +23,6 @@ export const OfferPreviewQuery = z
   })
   .openapi('OfferPreviewQuery');
 
-const MoneySchema = z.object({ amount: z.string(), currency: z.string(), minor: z.number().int() });
 
 export const OfferPreviewSchema = z
   .object({

@@ -9,7 +9,7 @@ import { GatewayRequestError, GatewayUnavailableError, type PaymentGateway } fro
 import { RefundError, RefundErrorTypes, refundPayment, type RefundRow } from '../data/refunds';
 import type { Db } from '../infra/db';
 import { ApiError, invalidFields, notFound } from './errors';
-import { Api, ErrorSchema, z } from './route';
+import { Api, ErrorSchema, z, MoneySchema as Money } from './route';
 
 export interface PaymentRoutesDeps {
   db: Db;
@@ -17,7 +17,6 @@ export interface PaymentRoutesDeps {
   gateway?: PaymentGateway;
 }
 
-const Money = z.object({ amount: z.string(), currency: z.string(), minor: z.number().int() }).openapi('Money');
 const money = (minor: number | string | bigint, currency: string) => toMoneyJson({ minor: BigInt(minor), currency: currency.trim() });
 
 const CustomerParams = z.strictObject({

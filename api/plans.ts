@@ -4,13 +4,12 @@ import { Entitlements, Plan, PLAN_CODE, PlanInput, PlanInputError, UsageComponen
 import { money, toMoneyJson } from '../domain/money';
 import type { Db } from '../infra/db';
 import { ApiError, invalidFields } from './errors';
-import { Api, ErrorSchema, z } from './route';
+import { Api, ErrorSchema, z, MoneySchema } from './route';
 
 export interface PlanRoutesDeps {
   db: Db;
 }
 
-const MoneySchema = z.object({ amount: z.string(), currency: z.string(), minor: z.number().int() }).openapi('Money');
 
 // Domain schemas are built before zod is extended for OpenAPI, so they carry zod's own `.meta()`.
 export const CreatePlanBody = PlanInput.extend({

@@ -8,7 +8,7 @@ import { RECONCILIATION_KINDS } from '../domain/reconciliation';
 import { money, toMoneyJson } from '../domain/money';
 import type { Db } from '../infra/db';
 import { ApiError } from './errors';
-import { Api, ErrorSchema, z } from './route';
+import { Api, ErrorSchema, z, MoneySchema } from './route';
 
 export interface ReconciliationRoutesDeps {
   db: Db;
@@ -16,7 +16,6 @@ export interface ReconciliationRoutesDeps {
 
 export const RECONCILIATION_RUN_ID = /^rr_[a-f0-9]{32}$/;
 
-const MoneySchema = z.object({ amount: z.string(), currency: z.string(), minor: z.number().int() });
 const Kind = z.enum(RECONCILIATION_KINDS);
 
 const RunSummarySchema = z

@@ -65,6 +65,11 @@ export function routeOf(req: Request, res: Response): string {
   return req.route ? `${req.baseUrl}${String(req.route.path)}` : 'unmatched';
 }
 
+/** The one wire shape of money in the API: `{ amount: "12.34", currency: "USD", minor: 1234 }`. */
+export const MoneySchema = z
+  .object({ amount: z.string(), currency: z.string(), minor: z.number().int() })
+  .openapi('Money', { description: 'amount as an exact decimal string, minor as integer minor units' });
+
 export class Api {
   readonly registry = new OpenAPIRegistry();
 
