@@ -243,3 +243,72 @@ export interface ChargebackNotice {
 }
 
 export const chargebackSignal = defineSignal<[ChargebackNotice]>('chargeback');
+
+// ---------------------------------------------------------------------------------------------
+// Customer communication (workflows/communication.ts)
+
+/** What a message is about; customers may opt out of every category except `transactional`. */
+export type MessageCategory = 'transactional' | 'usage' | 'nurture' | 'upgrade_offers' | 'marketing';
+
+/** One message to one customer, delivered by a `communicationWorkflow` child. */
+export interface CommunicationRequest {
+  brandId: string;
+  customerId: string;
+  /** Same key, same message: the child's workflow id and the delivery record are unique by it. */
+  dedupeKey: string;
+  category: MessageCategory;
+  /** A template of the brand's library, e.g. "welcome", "invoice-ready", "dispute-resolved". */
+  template: string;
+  /** The customer's email address at the time of the event. */
+  recipient: string;
+  data: Record<string, unknown>;
+}
+
+/** At most one communication workflow per message, ever: the id is the dedupe key. */
+export function communicationWorkflowId(brandId: string, dedupeKey: string): string {
+  return `message-${brandId}:${dedupeKey}`;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Disputes (workflows/dispute.ts)
+
+/** Sent by the API after it recorded a dispute; the customer workflow starts its dispute workflow. */
+export interface DisputeOpened {
+  disputeId: string;
+}
+export const disputeOpenedSignal = defineSignal<[DisputeOpened]>('disputeOpened');
+
+export interface DisputeWorkflowInput {
+  brandId: string;
+  customerId: string;
+  disputeId: string;
+  /** The customer's email, for messages about the dispute. */
+  recipient: string;
+  /** The customer's billing period when the dispute was opened: the abuse cap counts per period. */
+  period: BillingPeriod | null;
+  /** The customer workflow to tell when the dispute is resolved (`disputeResolvedSignal`). */
+  parentWorkflowId: string;
+}
+
+export type DisputeOutcome = 'credited' | 'rejected' | 'won' | 'lost';
+
+export interface DisputeResolved {
+  disputeId: string;
+  outcome: DisputeOutcome;
+  /** What the customer was credited (0 when rejected or won). */
+  creditedMinor: number;
+}
+/** Sent by a dispute workflow to its customer workflow when it ends. */
+export const disputeResolvedSignal = defineSignal<[DisputeResolved]>('disputeResolved');
+
+export function disputeWorkflowId(brandId: string, disputeId: string): string {
+  return `dispute-${brandId}:${disputeId}`;
+}
+
+/** An operator's decision on an escalated dispute (POST /v1/disputes/:id/decision). */
+export interface OperatorDecision {
+  decision: 'accept' | 'reject';
+  /** Accept part of the disputed amount; omitted means all of it. */
+  amountMinor?: number;
+  note?: string;
+}
