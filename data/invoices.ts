@@ -15,6 +15,7 @@ import { discountedFeeMinor } from '../domain/offers';
 import { addDuration, billingPeriod, BillingPeriod, parseIsoDuration } from '../domain/period';
 import { rateUsage, RatedUsage } from '../domain/rating';
 import type { Db } from '../infra/db';
+import { faultPoint } from '../infra/fault-injection';
 import type { Subscription } from '../workflows/shared';
 import { recordAttributedRevenue } from './leads';
 import { customerCreditMinor, postTransaction } from './ledger';
@@ -29,10 +30,15 @@ export type BilledSubscription = Pick<
 export interface FinalizeInvoiceInput {
   brandId: string;
   customerId: string;
-  /** What this invoice bills, unique per customer: "opening", "period:3", "final". */
+  /** What this invoice bills, unique per customer: "opening", "period:3", "plan-change:<id>", "final". */
   billingKey: string;
-  kind: 'opening' | 'period' | 'final';
+  kind: 'opening' | 'period' | 'proration' | 'final';
+  /** Usage is rated at this subscription's plan (the plan it was used under). */
   subscription: BilledSubscription;
+  /** The advance fee is billed at this one when a change takes effect with the new period; default `subscription`. */
+  advanceSubscription?: BilledSubscription;
+  /** Lines computed by the workflow (proration), billed as given. */
+  extraLines?: DraftLine[];
   /** Usage up to this period's end is billed in arrears; null on the opening invoice. */
   closingPeriod: BillingPeriod | null;
   /** The recurring fee is billed in advance for this period; null on a final invoice. */
@@ -158,8 +164,11 @@ export async function finalizeInvoice(db: Db, input: FinalizeInvoiceInput): Prom
       }
     }
 
+    lines.push(...(input.extraLines ?? []));
+
     if (input.advancePeriod) {
       const p = input.advancePeriod;
+      const sub = input.advanceSubscription ?? input.subscription;
       lines.push({
         kind: 'recurring',
         description: `${sub.planName} (${sub.billingPeriod}), period ${p.number}`,
@@ -193,10 +202,29 @@ export async function finalizeInvoice(db: Db, input: FinalizeInvoiceInput): Prom
     const tax = await taxRule(trx, input.brandId);
     const credit = await customerCreditMinor(trx, input.brandId, input.customerId, currency);
     const totals = invoiceTotals(lines, tax, credit);
-    const number = await nextInvoiceNumber(trx, input.brandId);
     const brand = await trx('brands').where({ id: input.brandId }).first('settings');
     const terms = (brand?.settings?.paymentTerms as string | undefined) ?? DEFAULT_PAYMENT_TERMS;
     const issuedAt = new Date(input.issuedAt);
+    // Revenue recognised on this invoice (net of tax) feeds the acquisition funnel's revenue.
+    await recordAttributedRevenue(trx as unknown as Db, {
+      brandId: input.brandId,
+      customerId: input.customerId,
+      sourceEvent: `invoice:${invoiceId}`,
+      amountMinor: totals.totalMinor - totals.taxMinor,
+      currency,
+    });
+    await postTransaction(trx, {
+      brandId: input.brandId,
+      customerId: input.customerId,
+      kind: 'invoice',
+      documentId: invoiceId,
+      currency,
+      entries: invoiceLedgerEntries(totals),
+    });
+    // The number last: the brand's counter row stays locked from here until the commit, and every
+    // finalize of the brand waits for it, so only the invoice and its lines are written under it.
+    const number = await nextInvoiceNumber(trx, input.brandId);
+    faultPoint('during-invoice-finalize'); // test-only crash point (CLOSELOOP_FAULT): usage claimed, number taken, nothing committed
     await trx('invoices').insert({
       id: invoiceId,
       brand_id: input.brandId,
@@ -239,22 +267,6 @@ export async function finalizeInvoice(db: Db, input: FinalizeInvoiceInput): Prom
         })),
       );
     }
-    // Revenue recognised on this invoice (net of tax) feeds the acquisition funnel's revenue.
-    await recordAttributedRevenue(trx as unknown as Db, {
-      brandId: input.brandId,
-      customerId: input.customerId,
-      sourceEvent: `invoice:${invoiceId}`,
-      amountMinor: totals.totalMinor - totals.taxMinor,
-      currency,
-    });
-    await postTransaction(trx, {
-      brandId: input.brandId,
-      customerId: input.customerId,
-      kind: 'invoice',
-      documentId: invoiceId,
-      currency,
-      entries: invoiceLedgerEntries(totals),
-    });
     return { invoiceId, created: true };
   });
 }

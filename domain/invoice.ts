@@ -31,6 +31,8 @@ export interface InvoiceTotals {
   totalMinor: number;
   creditAppliedMinor: number;
   amountDueMinor: number;
+  /** A negative total turned into customer credit (the invoice then owes nothing). */
+  creditIssuedMinor: number;
 }
 
 const RATE_SCALE = 10_000n; // rates carry up to 4 decimals
@@ -80,13 +82,17 @@ export function invoiceTotals(lines: DraftLine[], tax: TaxRule, creditBalanceMin
   const total = tax.inclusive ? net : net + taxMinor;
   const credit = BigInt(Math.max(0, creditBalanceMinor));
   const creditApplied = total > 0n ? (credit < total ? credit : total) : 0n;
+  // A negative total (a cancellation's credit for unused time above what is still billed) is
+  // owed to the customer: it becomes customer credit, and nothing is due.
+  const creditIssued = total < 0n ? -total : 0n;
   return {
     subtotalMinor: safe(subtotal, 'subtotal'),
     discountMinor: safe(discount, 'discount'),
     taxMinor: safe(taxMinor, 'tax'),
     totalMinor: safe(total, 'total'),
     creditAppliedMinor: safe(creditApplied, 'credit applied'),
-    amountDueMinor: safe(total - creditApplied, 'amount due'),
+    amountDueMinor: safe(total - creditApplied + creditIssued, 'amount due'),
+    creditIssuedMinor: safe(creditIssued, 'credit issued'),
   };
 }
 
@@ -113,6 +119,9 @@ export function invoiceLedgerEntries(t: InvoiceTotals): Array<{ account: string;
   ];
   if (t.creditAppliedMinor > 0) {
     entries.push({ account: 'customer_credit', amountMinor: t.creditAppliedMinor }, { account: 'receivables', amountMinor: -t.creditAppliedMinor });
+  }
+  if (t.creditIssuedMinor > 0) {
+    entries.push({ account: 'receivables', amountMinor: t.creditIssuedMinor }, { account: 'customer_credit', amountMinor: -t.creditIssuedMinor });
   }
   return entries.filter((e) => e.amountMinor !== 0);
 }

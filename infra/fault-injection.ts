@@ -19,7 +19,16 @@ import fs from 'node:fs';
 export const FAULT_ENV = 'CLOSELOOP_FAULT';
 
 /** The fault points that exist in the code, for documentation and for tests. */
-export const FAULT_POINTS = ['after-gateway-charge'] as const;
+export const FAULT_POINTS = [
+  /** collections: the gateway accepted the charge, the payment is not recorded yet. */
+  'after-gateway-charge',
+  /** billing: inside finalize's database transaction, usage claimed and the invoice number taken, not committed. */
+  'during-invoice-finalize',
+  /** billing: the invoice is committed, the finalize activity has not reported it to Temporal. */
+  'after-invoice-finalized',
+  /** presentment: the invoice email went out, the outbox row is not marked sent. */
+  'after-invoice-email-sent',
+] as const;
 export type FaultPointName = (typeof FAULT_POINTS)[number];
 
 export interface FaultSpec {

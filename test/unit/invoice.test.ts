@@ -73,6 +73,7 @@ describe('domain/invoice', () => {
         totalMinor: 63383,
         creditAppliedMinor: 1000,
         amountDueMinor: 62383,
+        creditIssuedMinor: 0,
       });
     });
     it('never applies more credit than the total, nor any to an empty invoice', () => {
@@ -87,7 +88,10 @@ describe('domain/invoice', () => {
           assert.equal(t.subtotalMinor - t.discountMinor, sum);
           assert.equal(t.totalMinor, inclusive ? sum : sum + t.taxMinor);
           assert.ok(t.creditAppliedMinor >= 0 && t.creditAppliedMinor <= Math.max(0, t.totalMinor));
-          assert.equal(t.amountDueMinor, t.totalMinor - t.creditAppliedMinor);
+          // A negative total is owed to the customer as credit: nothing is due.
+          assert.equal(t.creditIssuedMinor, Math.max(0, -t.totalMinor));
+          assert.equal(t.amountDueMinor, t.totalMinor - t.creditAppliedMinor + t.creditIssuedMinor);
+          assert.ok(t.amountDueMinor >= 0);
           if (inclusive) assert.ok(Math.abs(t.taxMinor) <= Math.abs(t.totalMinor));
         }),
       );
