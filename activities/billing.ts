@@ -5,7 +5,9 @@
  */
 import { ApplicationFailure } from '@temporalio/activity';
 import { finalizeInvoice, FinalizeInvoiceInput, loadInvoiceDocument } from '../data/invoices';
+import { invoiceNumber } from '../domain/invoice';
 import type { Db } from '../infra/db';
+import { faultPoint } from '../infra/fault-injection';
 import type { Mailer } from '../infra/mailer';
 import { INVOICE_LINK_LIFETIME_MS, signInvoiceLink } from '../infra/signed-links';
 import { invoiceEmail } from '../presentment/invoice-email';
@@ -38,9 +40,19 @@ export function createBillingActivities({ db, mailer, publicUrl, linkSecret }: B
   return {
     async finalizeInvoice(input: FinalizeInvoiceInput): Promise<InvoiceSummary> {
       const { invoiceId, created } = await finalizeInvoice(db, input);
-      const doc = await loadInvoiceDocument(db, input.brandId, invoiceId);
-      if (!doc) throw ApplicationFailure.nonRetryable(`invoice ${invoiceId} vanished`, 'INVOICE_MISSING');
-      return { invoiceId, number: doc.number, currency: doc.currency, totalMinor: doc.totalMinor, amountDueMinor: doc.amountDueMinor, dueAt: doc.dueAt, created };
+      faultPoint('after-invoice-finalized'); // test-only crash point (CLOSELOOP_FAULT): committed, not yet reported
+      // The summary needs one row, not the whole document (brand, customer and lines).
+      const inv = await db('invoices').where({ id: invoiceId, brand_id: input.brandId }).first('number', 'currency', 'total_minor', 'amount_due_minor', 'due_at');
+      if (!inv) throw ApplicationFailure.nonRetryable(`invoice ${invoiceId} vanished`, 'INVOICE_MISSING');
+      return {
+        invoiceId,
+        number: invoiceNumber(input.brandId, Number(inv.number)),
+        currency: inv.currency,
+        totalMinor: Number(inv.total_minor),
+        amountDueMinor: Number(inv.amount_due_minor),
+        dueAt: new Date(inv.due_at).toISOString(),
+        created,
+      };
     },
 
     /**
@@ -69,6 +81,7 @@ export function createBillingActivities({ db, mailer, publicUrl, linkSecret }: B
       const token = signInvoiceLink(linkSecret, { brandId, invoiceId }, new Date(Date.now() + INVOICE_LINK_LIFETIME_MS));
       const email = await invoiceEmail(doc, { viewUrl: `${publicUrl.replace(/\/$/, '')}${SHARED_INVOICE_PATH}/${token}.html` });
       await mailer.send({ to: doc.customer.email, ...email, messageId: `<${invoiceId}@closeloop.invoice>` });
+      faultPoint('after-invoice-email-sent'); // test-only crash point (CLOSELOOP_FAULT): sent, not yet marked sent
       await db('outbound_messages').where({ brand_id: brandId, dedupe_key: dedupeKey }).update({ status: 'sent' });
       return { sent: true };
     },

@@ -84,6 +84,13 @@ export function createCollectionsActivities({ db, gateway }: { db: Db; gateway: 
         : { outcome: 'declined', declineCode: result.declineCode ?? 'unknown', message: result.declineMessage ?? 'declined' };
     },
 
+    /** What each invoice still owes (after payments, credit notes and write-offs). */
+    async invoiceBalances({ brandId, invoiceIds }: { brandId: string; invoiceIds: string[] }): Promise<Record<string, number>> {
+      const out: Record<string, number> = {};
+      for (const id of invoiceIds) out[id] = await invoiceBalanceMinor(db, brandId, id);
+      return out;
+    },
+
     async writeOffInvoice(input: { brandId: string; customerId: string; invoiceId: string }): Promise<{ amountMinor: number }> {
       return writeOffInvoice(db, input.brandId, input.customerId, input.invoiceId);
     },

@@ -6,7 +6,9 @@ import type { Db } from '../infra/db';
 import type { PaymentGateway } from '../gateway/adapter';
 import { createBillingActivities, Mailer } from './billing';
 import { createCollectionsActivities } from './collections';
+import { createCommunicationActivities } from './communications';
 import { createCustomerActivities } from './customers';
+import { createDisputeActivities } from './disputes';
 import { createProvisioningActivities } from './provisioning';
 import { createReconciliationActivities } from './reconciliation';
 
@@ -26,7 +28,9 @@ export function createActivities(deps: ActivityDeps) {
     ...createProvisioningActivities(deps),
     ...createBillingActivities(deps),
     ...createCollectionsActivities(deps),
+    ...createCommunicationActivities(deps),
     ...createReconciliationActivities(deps),
+    ...createDisputeActivities(deps),
   };
 }
 

@@ -5,11 +5,12 @@
  */
 import { ApplicationFailure } from '@temporalio/activity';
 import { loadOfferInputs } from '../data/offers';
-import { planVersion } from '../data/plans';
+import { latestPlan, latestPlans, planVersion } from '../data/plans';
 import type { Entitlements } from '../domain/catalog';
 import { Buyer, chooseOffer, Offer } from '../domain/offers';
+import { suggestUpgrade, UpgradeSuggestion } from '../domain/plan-change';
 import type { Db } from '../infra/db';
-import { ErrorTypes, Subscription } from '../workflows/shared';
+import { ErrorTypes, PlanSnapshot, Subscription } from '../workflows/shared';
 
 export interface ProvisioningStep {
   brandId: string;
@@ -102,6 +103,50 @@ export function createProvisioningActivities({ db }: { db: Db }) {
         })
         .onConflict('id')
         .ignore();
+    },
+
+    /** The latest version of a plan, as a plan change moves a subscription to it. */
+    async resolvePlan({ brandId, planCode }: { brandId: string; planCode: string }): Promise<PlanSnapshot> {
+      const plan = await latestPlan(db, brandId, planCode);
+      if (!plan) throw ApplicationFailure.nonRetryable(`plan "${planCode}" does not exist`, ErrorTypes.PLAN_NOT_FOUND);
+      return {
+        code: plan.code,
+        version: plan.version,
+        name: plan.name,
+        currency: plan.currency,
+        recurringFeeMinor: plan.recurringFeeMinor,
+        billingPeriod: plan.billingPeriod,
+        entitlements: plan.entitlements,
+      };
+    },
+
+    /** Moves the subscription row and the entitlements to the new plan (idempotent: it sets, never adds). */
+    async applyPlanChange(input: ProvisioningStep & { subscription: Subscription; entitlements: Entitlements }): Promise<void> {
+      const s = input.subscription;
+      await db.transaction(async (trx) => {
+        await trx('subscriptions')
+          .where({ id: input.provisioningId, brand_id: input.brandId })
+          .update({ plan_code: s.planCode, plan_version: s.planVersion, price_minor: s.listPriceMinor, discount: null, offer_rule: s.offerRule });
+        await trx('entitlements')
+          .where({ brand_id: input.brandId, customer_id: input.customerId })
+          .update({ features: JSON.stringify(input.entitlements.features), quotas: JSON.stringify(input.entitlements.quotas), updated_at: trx.fn.now() });
+      });
+    },
+
+    /**
+     * Whether the usage billed on a period invoice argues for a bigger plan of the brand's
+     * current catalog (see domain/plan-change.ts suggestUpgrade).
+     */
+    async suggestUpgrade(input: { brandId: string; planCode: string; planVersion: number; invoiceId: string }): Promise<UpgradeSuggestion | null> {
+      const [current, catalog, usage] = await Promise.all([
+        planVersion(db, input.brandId, input.planCode, input.planVersion),
+        latestPlans(db, input.brandId),
+        db('invoice_lines').where({ invoice_id: input.invoiceId, kind: 'usage' }).select('metric', db.raw('quantity::text as quantity')),
+      ]);
+      if (!current) return null;
+      const totals: Record<string, string> = {};
+      for (const row of usage as Array<{ metric: string; quantity: string }>) totals[row.metric] = row.quantity.replace(/(\.\d*?)0+$/, '$1').replace(/\.$/, '');
+      return suggestUpgrade({ current, usage: totals, catalog });
     },
 
     async cancelSubscription(input: ProvisioningStep): Promise<void> {

@@ -4,7 +4,6 @@ import {
   WithStartWorkflowOperation,
   WorkflowExecutionAlreadyStartedError,
   WorkflowNotFoundError,
-  WorkflowUpdateFailedError,
   type Client,
 } from '@temporalio/client';
 import { loadOfferInputs } from '../data/offers';
@@ -27,6 +26,7 @@ import {
 } from '../workflows/shared';
 import type { Brand } from './auth';
 import { ApiError, notFound } from './errors';
+import { updateRejection } from './subscriptions';
 import { Api, ErrorSchema, z, MoneySchema as Money } from './route';
 
 export interface CustomerRoutesDeps {
@@ -121,6 +121,24 @@ export const CustomerSchema = z
         receivedAt: z.string(),
       }),
     ),
+    planChanges: z.object({
+      scheduled: z.object({ changeId: z.string(), effectiveAt: z.string(), plan: z.object({ code: z.string(), version: z.number().int(), name: z.string() }) }).nullable(),
+      history: z.array(
+        z.object({
+          changeId: z.string(),
+          direction: z.enum(['upgrade', 'downgrade']).nullable(),
+          status: z.enum(['applied', 'scheduled', 'withdrawn', 'rejected']),
+          fromPlan: z.string(),
+          toPlan: z.string(),
+          at: z.string(),
+          reason: z.object({ type: z.string(), message: z.string() }).optional(),
+        }),
+      ),
+    }),
+    cancellation: z
+      .object({ when: z.enum(['now', 'period_end']), requestedAt: z.string(), effectiveAt: z.string(), reason: z.string().nullable(), done: z.boolean() })
+      .nullable(),
+    openDisputes: z.array(z.string()).openapi({ description: 'Disputes whose workflow is still running (GET /v1/disputes/:id)' }),
     dunning: z
       .object({
         startedAt: z.string(),
@@ -170,6 +188,14 @@ export function customerView(s: CustomerState, brand: Brand) {
       : null,
     lastActivationError: s.lastActivationError,
     chargebacks: s.chargebacks.map(({ amountMinor, currency: cbCurrency, ...c }) => ({ ...c, amount: toMoneyJson({ minor: BigInt(amountMinor), currency: cbCurrency }) })),
+    planChanges: {
+      scheduled: s.planChanges?.scheduled
+        ? { changeId: s.planChanges.scheduled.changeId, effectiveAt: s.planChanges.scheduled.effectiveAt, plan: { code: s.planChanges.scheduled.to.code, version: s.planChanges.scheduled.to.version, name: s.planChanges.scheduled.to.name } }
+        : null,
+      history: s.planChanges?.history ?? [],
+    },
+    cancellation: s.cancellation ?? null,
+    openDisputes: s.openDisputes ?? [],
     dunning: s.dunning
       ? {
           startedAt: s.dunning.startedAt,
@@ -188,31 +214,23 @@ function newCredential(): { secret: string; hash: string; prefix: string } {
   return { secret, hash: crypto.createHash('sha256').update(secret).digest('hex'), prefix: secret.slice(0, 10) };
 }
 
-/** Update rejections and failures, by their stable type, as the client's 4xx (or our 5xx). */
+/** Update rejections and failures of activation and payment-method updates, by their stable type. */
+const ACTIVATION_STATUS: Record<string, { status: number; field?: string }> = {
+  [ErrorTypes.ALREADY_ACTIVE]: { status: 409 },
+  [ErrorTypes.NOT_A_LEAD]: { status: 409 },
+  [ErrorTypes.NOT_ACTIVE]: { status: 409 },
+  [ErrorTypes.ACTIVATION_IN_PROGRESS]: { status: 409 },
+  [ErrorTypes.INVALID_PAYMENT_METHOD]: { status: 400, field: 'body.paymentMethod' },
+  [ErrorTypes.PLAN_NOT_FOUND]: { status: 422, field: 'body.plan' },
+  [ErrorTypes.NO_OFFER]: { status: 422, field: 'body.plan' },
+};
+
 function activationError(err: unknown): ApiError | undefined {
-  if (!(err instanceof WorkflowUpdateFailedError)) return undefined;
-  const cause = err.cause as { type?: string; message?: string } | undefined;
-  const message = cause?.message ?? err.message;
-  // Validator rejections arrive as "<TYPE>: message"; handler failures carry the type.
-  const type = cause?.type && cause.type !== 'Error' ? cause.type : /^([A-Z_]+):/.exec(message)?.[1];
-  const text = message.replace(/^[A-Z_]+:\s*/, '');
-  switch (type) {
-    case ErrorTypes.ALREADY_ACTIVE:
-    case ErrorTypes.NOT_A_LEAD:
-    case ErrorTypes.NOT_ACTIVE:
-    case ErrorTypes.ACTIVATION_IN_PROGRESS:
-      return new ApiError(409, type, text);
-    case ErrorTypes.INVALID_PAYMENT_METHOD:
-      return new ApiError(400, type, text, [{ field: 'body.paymentMethod', message: text }]);
-    case ErrorTypes.PLAN_NOT_FOUND:
-      return new ApiError(422, type, text, [{ field: 'body.plan', message: text }]);
-    case ErrorTypes.NO_OFFER:
-      return new ApiError(422, type, text, [{ field: 'body.plan', message: text }]);
-    case ErrorTypes.PROVISIONING_FAILED:
-      return new ApiError(503, type, `${text}; the customer is unchanged, retry later`);
-    default:
-      return undefined;
-  }
+  const rejection = updateRejection(err, ACTIVATION_STATUS);
+  if (rejection) return rejection;
+  // A provisioning failure was rolled back: the lead is unchanged and the caller may retry.
+  const failure = updateRejection(err, { [ErrorTypes.PROVISIONING_FAILED]: { status: 503 } });
+  return failure ? new ApiError(503, failure.code, `${failure.message}; the customer is unchanged, retry later`) : undefined;
 }
 
 export function registerCustomerRoutes(api: Api, deps: CustomerRoutesDeps): void {
@@ -410,7 +428,7 @@ export function registerCustomerRoutes(api: Api, deps: CustomerRoutesDeps): void
   api.route({
     method: 'get',
     path: '/v1/customers/:id',
-    summary: 'A customer: stage, plan and version, entitlements, current period, balance, dunning state',
+    summary: 'A customer: stage, plan and version, entitlements, current period, balance, dunning state, plan changes, cancellation, open disputes',
     tag: 'customers',
     params: IdParams,
     responses: {

@@ -6,7 +6,7 @@ import { extendZodWithOpenApi, OpenAPIRegistry, OpenApiGeneratorV3 } from '@aste
 import type { Request, Response, Router } from 'express';
 import { z } from 'zod';
 import type { Brand } from './auth';
-import { validationError } from './errors';
+import { invalidFields, validationError } from './errors';
 
 extendZodWithOpenApi(z);
 
@@ -119,7 +119,14 @@ export class Api {
       try {
         const parse = <T extends z.ZodType>(where: string, schema: T | undefined, value: unknown): z.infer<T> => {
           if (!schema) return undefined as z.infer<T>;
-          const result = schema.safeParse(value);
+          let result: z.ZodSafeParseResult<z.infer<T>>;
+          try {
+            result = schema.safeParse(value) as z.ZodSafeParseResult<z.infer<T>>;
+          } catch {
+            // A refinement that assumed its fields were already valid (and threw on a malformed
+            // one) is still the client's bad input: a 400, never a 500.
+            throw invalidFields([{ field: where, message: 'malformed value' }]);
+          }
           if (!result.success) throw validationError(where, result.error);
           return result.data;
         };

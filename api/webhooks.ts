@@ -5,7 +5,8 @@
  * on it; a redelivery of an event already processed answers 200 `{ duplicate: true }` and
  * changes nothing.
  *
- * Routing: `chargeback.created` signals the customer's workflow (dispute handling lives there);
+ * Routing: `chargeback.created` signals the customer's workflow (which opens a dispute);
+ * `chargeback.closed` (the gateway's verdict) signals that dispute's workflow;
  * `payment.succeeded` for a payment we have no record of, whose metadata names one of our
  * invoices, is recorded against it (a late settlement: partial, full or overpayment);
  * `refund.succeeded` completes a pending refund; `settlement.ready` is stored for the
@@ -16,13 +17,15 @@
 import { WorkflowNotFoundError, type Client } from '@temporalio/client';
 import express, { type Router } from 'express';
 import type { Knex } from 'knex';
+import { disputeByChargeback } from '../data/disputes';
 import { markRefundSucceeded } from '../data/refunds';
 import { paymentByGatewayId, processWebhookEventOnce, recordIncomingPayment, storeWebhookEvent, type Processed } from '../data/webhooks';
 import { customerWorkflowId } from '../domain/ids';
 import { type GatewayEvent, type PaymentGateway, WebhookVerificationError } from '../gateway/adapter';
 import type { Db } from '../infra/db';
 import type { Logger } from '../infra/logger';
-import { chargebackSignal, type ChargebackNotice } from '../workflows/shared';
+import { chargebackClosedSignal } from '../workflows/dispute-shared';
+import { chargebackSignal, disputeWorkflowId, type ChargebackNotice } from '../workflows/shared';
 import { ApiError } from './errors';
 import { Api, ErrorSchema, z } from './route';
 
@@ -109,8 +112,27 @@ export function createWebhookRouter(deps: WebhookRoutesDeps): Router {
     return { outcome: 'chargeback_signalled', brandId: payment.brand_id };
   }
 
+  /** The gateway's verdict on a chargeback ends its dispute (won: the money comes back). */
+  async function chargebackClosed(trx: Knex.Transaction, gw: PaymentGateway, event: Extract<GatewayEvent, { type: 'chargeback.closed' }>): Promise<Processed> {
+    const payment = await paymentByGatewayId(trx, gw.name, event.paymentId);
+    if (!payment) return { outcome: 'chargeback_unknown_payment' };
+    const dispute = await disputeByChargeback(trx, payment.brand_id, event.chargebackId);
+    if (!dispute) return { outcome: 'chargeback_dispute_unknown', brandId: payment.brand_id };
+    const handle = temporal.workflow.getHandle(disputeWorkflowId(payment.brand_id, dispute.id));
+    try {
+      await temporal.withDeadline(Date.now() + signalTimeoutMs, () => handle.signal(chargebackClosedSignal, { outcome: event.outcome }));
+    } catch (err) {
+      if (err instanceof WorkflowNotFoundError) return { outcome: 'chargeback_dispute_workflow_not_found', brandId: payment.brand_id };
+      logger.warn({ err, eventId: event.id }, 'could not signal the dispute workflow about a chargeback verdict');
+      throw new ApiError(503, 'UNAVAILABLE', 'the dispute workflow could not be signalled; deliver again later');
+    }
+    return { outcome: 'chargeback_closed_signalled', brandId: payment.brand_id };
+  }
+
   async function route(trx: Knex.Transaction, gw: PaymentGateway, event: GatewayEvent): Promise<Processed> {
     switch (event.type) {
+      case 'chargeback.closed':
+        return chargebackClosed(trx, gw, event);
       case 'chargeback.created':
         return chargeback(trx, gw, event);
       case 'payment.succeeded': {

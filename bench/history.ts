@@ -31,7 +31,8 @@ export interface HistoryResult {
   wallMs: number;
 }
 
-export async function benchHistory(infra: BenchInfra, opts: { periods: number; replayRepeats: number }): Promise<HistoryResult> {
+export async function benchHistory(infra: BenchInfra, opts: { periods: number; replayRepeats: number; stepTimeoutMs?: number }): Promise<HistoryResult> {
+  const stepTimeoutMs = opts.stepTimeoutMs ?? 60_000;
   const { db, bundle } = infra;
   progress('history: starting the time-skipping test server…');
   const started = Date.now();
@@ -65,12 +66,27 @@ export async function benchHistory(infra: BenchInfra, opts: { periods: number; r
         taskQueue,
         args: [{ brandId, customerId, email: 'history@example.com' }],
       });
+      progress('history: customer workflow started; activating…');
       const secret = crypto.randomBytes(16).toString('hex');
       await handle.executeUpdate(activateUpdate, {
         args: [{ plan: 'pro', paymentMethod: 'tok_visa', credential: { hash: crypto.createHash('sha256').update(secret).digest('hex'), prefix: secret.slice(0, 8) } }],
       });
+      progress('history: active; skipping through the periods…');
       for (let month = 0; month < opts.periods; month += 1) {
-        await env.sleep(31 * DAY);
+        // A period that does not pass (time skipping stays locked) stops this part instead of hanging the bench.
+        let timer: NodeJS.Timeout | undefined;
+        const stuck = new Promise<'stuck'>((resolve) => (timer = setTimeout(resolve, stepTimeoutMs, 'stuck')));
+        const sleeping = env.sleep(31 * DAY);
+        sleeping.catch(() => undefined); // abandoned when stuck: the server is torn down under it
+        const outcome = await Promise.race([sleeping, stuck]);
+        clearTimeout(timer);
+        if (outcome === 'stuck') {
+          const d = await env.client.workflow.getHandle(workflowId).describe();
+          throw new Error(
+            `history: period ${month + 1} did not pass within ${stepTimeoutMs / 1000} s of real time (the time-skipping server did not skip; ` +
+              `customer workflow ${d.status.name}, ${d.historyLength} events, ${d.raw.pendingActivities?.length ?? 0} pending activities, ${d.raw.pendingChildren?.length ?? 0} pending children)`,
+          );
+        }
         const { runId, historyLength } = await env.client.workflow.getHandle(workflowId).describe();
         if (runIds.at(-1) !== runId) {
           runIds.push(runId);

@@ -1,6 +1,6 @@
 /**
  * What every benchmark shares: one embedded PostgreSQL in a temporary folder (removed after),
- * migrated; a loopback SMTP sink; the sandbox gateway; the real workflow bundle, built once.
+ * migrated; a loopback SMTP server that only counts messages (see null-smtp.ts); the sandbox gateway; the real workflow bundle, built once.
  */
 import fs from 'node:fs';
 import os from 'node:os';
@@ -12,8 +12,8 @@ import { SandboxGateway, startSandboxGateway } from '../gateway/sandbox-server';
 import { createDb, Db, migrateLatest } from '../infra/db';
 import { createMailer } from '../infra/mailer';
 import { EmbeddedPostgresHandle, startEmbeddedPostgres } from '../infra/postgres';
-import { SmtpSink, startSmtpSink } from '../infra/smtp-sink';
 import { WORKFLOWS_PATH } from '../workers/worker';
+import { NullSmtp, startNullSmtp } from './null-smtp';
 
 export const WEBHOOK_SECRET = 'whsec_bench';
 
@@ -24,7 +24,9 @@ export function progress(message: string): void {
 export interface BenchInfra {
   url: string;
   db: Db;
-  sink: SmtpSink;
+  mail: NullSmtp;
+  /** The temporary folder (removed by stop()). */
+  tmp: string;
   sandbox: SandboxGateway;
   bundle: WorkflowBundleWithSourceMap;
   activities(db: Db): Activities;
@@ -38,7 +40,7 @@ export async function startInfra(): Promise<BenchInfra> {
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'closeloop-bench-'));
   fs.chmodSync(tmp, 0o755);
   let pg: EmbeddedPostgresHandle | undefined;
-  let sink: SmtpSink | undefined;
+  let sink: NullSmtp | undefined;
   let sandbox: SandboxGateway | undefined;
   let db: Db | undefined;
   const stop = async () => {
@@ -54,7 +56,7 @@ export async function startInfra(): Promise<BenchInfra> {
     pg = await startEmbeddedPostgres({ dataDir: path.join(tmp, 'pg'), database: 'closeloop_bench' });
     db = createDb(pg.url, { poolMax: 10 });
     await migrateLatest(db);
-    sink = await startSmtpSink({ port: 0 });
+    sink = await startNullSmtp();
     sandbox = await startSandboxGateway({ port: 0, webhookSecret: WEBHOOK_SECRET });
     const bundle = await bundlePromise;
     const s = sink;
@@ -62,7 +64,8 @@ export async function startInfra(): Promise<BenchInfra> {
     return {
       url: pg.url,
       db,
-      sink,
+      mail: sink,
+      tmp,
       sandbox,
       bundle,
       activities: (forDb) =>

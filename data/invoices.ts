@@ -119,9 +119,12 @@ export async function finalizeInvoice(db: Db, input: FinalizeInvoiceInput): Prom
         .whereNull('invoice_id')
         .where('occurred_at', '<', closing.end)
         .update({ invoice_id: invoiceId });
+      // By the customer too: usage_events is indexed by (brand_id, customer_id, event_id) and not by
+      // invoice_id, so `invoice_id` alone read the whole table, twice per finalize.
+      const claimed = { brand_id: input.brandId, customer_id: input.customerId, invoice_id: invoiceId };
       const inPeriod = new Map<string, string>(
         (await trx('usage_events')
-          .where({ invoice_id: invoiceId })
+          .where(claimed)
           .where('occurred_at', '>=', closing.start)
           .groupBy('metric')
           .select('metric', trx.raw('sum(quantity)::text as quantity'))).map((r: { metric: string; quantity: string }) => [r.metric, r.quantity]),
@@ -133,7 +136,7 @@ export async function finalizeInvoice(db: Db, input: FinalizeInvoiceInput): Prom
       // Late events of earlier periods: re-rate each such period with them and bill the
       // difference, so tiers and allowances come out as if they had arrived on time.
       const lateRows: Array<{ metric: string; occurred_at: Date }> = await trx('usage_events')
-        .where({ invoice_id: invoiceId })
+        .where(claimed)
         .where('occurred_at', '<', closing.start)
         .select('metric', 'occurred_at');
       const late = new Map<string, { period: BillingPeriod; metric: string }>();

@@ -15,18 +15,25 @@ type Trx = Knex.Transaction | Db;
  * receivables, less succeeded payments and write-offs.
  */
 export async function invoiceBalanceMinor(trx: Trx, brandId: string, invoiceId: string): Promise<number> {
-  const row = await trx
-    .select(
-      trx.raw(
-        `(select amount_due_minor from invoices where id = ? and brand_id = ?)
-         + coalesce((select sum(amount_due_minor) from invoices where corrects_invoice_id = ? and brand_id = ?), 0)
-         - coalesce((select sum(amount_minor) from payments where invoice_id = ? and brand_id = ? and status = 'succeeded'), 0)
-         - coalesce((select sum(amount_minor) from write_offs where invoice_id = ? and brand_id = ?), 0) as balance`,
-        [invoiceId, brandId, invoiceId, brandId, invoiceId, brandId, invoiceId, brandId],
-      ),
-    )
-    .first();
+  const row = await trx.select(trx.raw(`${INVOICE_BALANCE_SQL} as balance`, balanceParams(brandId, invoiceId))).first();
   return Number(row?.balance ?? 0);
+}
+
+/**
+ * invoiceBalanceMinor as one SQL expression (parameters: balanceParams). A credit note belongs to
+ * the customer of the invoice it corrects, so it is looked up among that customer's invoices (the
+ * (brand_id, customer_id) index): `corrects_invoice_id` has no index of its own, and filtering the
+ * brand's invoices by it read every invoice of the brand, three times per charge.
+ */
+export const INVOICE_BALANCE_SQL = `((select amount_due_minor from invoices where id = ? and brand_id = ?)
+         + coalesce((select sum(amount_due_minor) from invoices
+                      where brand_id = ? and corrects_invoice_id = ?
+                        and customer_id = (select customer_id from invoices where id = ? and brand_id = ?)), 0)
+         - coalesce((select sum(amount_minor) from payments where invoice_id = ? and brand_id = ? and status = 'succeeded'), 0)
+         - coalesce((select sum(amount_minor) from write_offs where invoice_id = ? and brand_id = ?), 0))`;
+
+export function balanceParams(brandId: string, invoiceId: string): string[] {
+  return [invoiceId, brandId, brandId, invoiceId, invoiceId, brandId, invoiceId, brandId, invoiceId, brandId];
 }
 
 /** The customer's invoices with something still owed, oldest first. */

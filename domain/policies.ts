@@ -4,6 +4,7 @@
  */
 import { z } from 'zod';
 import { DECIMAL, FieldIssue, MIN_PERIOD_MS, minimumLengthMs, PLAN_CODE } from './catalog';
+import { isValidTimeZone } from './communication';
 import { parseIsoDuration } from './period';
 
 const Duration = z.string().refine(
@@ -71,7 +72,10 @@ export const DunningPolicy = z.strictObject({
 export const DisputesPolicy = z.strictObject({
   /** What handling one dispute costs (e.g. 30 s of an agent); below it disputes are credited automatically. */
   handlingCost: Amount,
+  /** Abuse guard: what one customer may be credited automatically per billing period, in total… */
   maxAutoCreditsPerPeriod: Amount,
+  /** …and how many disputes; beyond either cap a dispute goes to evidence and an operator. */
+  maxAutoCreditCountPerPeriod: z.number().int().min(0).max(1000).default(10),
   operatorDecisionDeadline: Duration,
   defaultDecision: z.enum(['accept', 'reject']),
 });
@@ -83,7 +87,7 @@ export const CommunicationPolicy = z.strictObject({
       end: z.string().regex(/^([01]\d|2[0-3]):[0-5]\d$/, 'HH:MM'),
     })
     .nullable(),
-  defaultTimeZone: z.string().min(1).max(64),
+  defaultTimeZone: z.string().min(1).max(64).refine(isValidTimeZone, 'an IANA time zone such as "Europe/Berlin"'),
   optOutAllowed: z.array(z.enum(['marketing', 'usage', 'nurture', 'upgrade_offers'])),
 });
 
@@ -103,7 +107,7 @@ export const DEFAULT_POLICIES: { [K in PolicyKind]: Policy<K> } = {
   offers: { rules: [], horizonPeriods: 12 },
   acquisition: { nurture: [{ after: 'P1D', template: 'nurture-welcome' }, { after: 'P3D', template: 'nurture-reminder' }], leadExpiresAfter: 'P30D' },
   dunning: { retrySchedule: ['P1D', 'P3D', 'P5D', 'P7D'], gracePeriod: 'P7D', writeOffAfter: 'P30D' },
-  disputes: { handlingCost: '0.50', maxAutoCreditsPerPeriod: '5.00', operatorDecisionDeadline: 'P7D', defaultDecision: 'accept' },
+  disputes: { handlingCost: '0.50', maxAutoCreditsPerPeriod: '5.00', maxAutoCreditCountPerPeriod: 10, operatorDecisionDeadline: 'P7D', defaultDecision: 'accept' },
   communication: { quietHours: { start: '21:00', end: '08:00' }, defaultTimeZone: 'UTC', optOutAllowed: ['marketing', 'usage', 'nurture', 'upgrade_offers'] },
 };
 

@@ -129,10 +129,40 @@ export type GatewayEvent =
       /** The disputed payment's metadata, where the gateway sends it. */
       metadata: Record<string, string>;
     })
+  | (EventBase & {
+      type: 'chargeback.closed';
+      chargebackId: string;
+      paymentId: string;
+      /** Won: the money comes back to the merchant; lost: the customer keeps it. */
+      outcome: 'won' | 'lost';
+    })
   | (EventBase & { type: 'settlement.ready'; date: string })
   | (EventBase & { type: 'other'; data: unknown });
 
 export type WebhookHeaders = Record<string, string | string[] | undefined>;
+
+/** Our answer to a chargeback: the evidence the gateway forwards to the card network. */
+export interface DisputeEvidenceRequest {
+  /** The gateway's id of the dispute (the chargeback id of its webhook). */
+  chargebackId: string;
+  /** One submission per dispute: a retried request never submits twice. */
+  idempotencyKey: string;
+  evidence: {
+    /** Who was billed, as the customer is known to us. */
+    customerEmail?: string;
+    /** What was sold, and when it was provided (ISO date). */
+    productDescription: string;
+    serviceDate?: string;
+    /** Usage, delivery and payment records, as text the reviewer reads. */
+    uncategorizedText: string;
+  };
+}
+
+export interface DisputeEvidenceResult {
+  chargebackId: string;
+  /** The gateway's dispute status after the submission, e.g. "under_review". */
+  status: string;
+}
 
 export interface PaymentGateway {
   /** Which adapter this is, for logs and reconciliation runs ("sandbox", "stripe"). */
@@ -142,6 +172,8 @@ export interface PaymentGateway {
   /** null when the gateway has no such payment. */
   getPayment(paymentId: string): Promise<Payment | null>;
   settlementReport(request: { date: string }): Promise<SettlementReport>;
+  /** Submits evidence on a chargeback; GatewayRequestError when the dispute is unknown or closed. */
+  submitDisputeEvidence(request: DisputeEvidenceRequest): Promise<DisputeEvidenceResult>;
   /** Checks signature and timestamp of a webhook delivery and returns its event; throws WebhookVerificationError. */
   verifyWebhook(rawBody: Buffer, headers: WebhookHeaders): GatewayEvent;
 }

@@ -7,6 +7,8 @@ import {
   type ChargeRequest,
   type ChargeResult,
   type DeclineCode,
+  type DisputeEvidenceRequest,
+  type DisputeEvidenceResult,
   type GatewayEvent,
   GatewayRequestError,
   GatewayUnavailableError,
@@ -162,6 +164,8 @@ export function createSandboxGateway(opts: SandboxGatewayClientOptions): Payment
           reason: str(o.reason),
           metadata: meta(o.metadata),
         };
+      case 'charge.dispute.closed':
+        return { ...base, type: 'chargeback.closed', chargebackId: str(o.id), paymentId: str(o.payment), outcome: o.status === 'won' ? 'won' : 'lost' };
       case 'settlement.report_ready':
         return { ...base, type: 'settlement.ready', date: str(o.date) };
       default:
@@ -227,6 +231,19 @@ export function createSandboxGateway(opts: SandboxGatewayClientOptions): Payment
         })),
         totals: s.totals,
       };
+    },
+
+    async submitDisputeEvidence(req: DisputeEvidenceRequest): Promise<DisputeEvidenceResult> {
+      const evidence: Record<string, string> = {
+        product_description: req.evidence.productDescription,
+        uncategorized_text: req.evidence.uncategorizedText,
+        ...(req.evidence.customerEmail ? { customer_email_address: req.evidence.customerEmail } : {}),
+        ...(req.evidence.serviceDate ? { service_date: req.evidence.serviceDate } : {}),
+      };
+      const { status, json } = await send('POST', `/v1/disputes/${encodeURIComponent(req.chargebackId)}/evidence`, { evidence }, req.idempotencyKey);
+      if (status !== 200) throw rejected(`evidence on dispute ${req.chargebackId}`, status, json);
+      const d = json as { id: string; status: string };
+      return { chargebackId: d.id, status: d.status };
     },
 
     verifyWebhook(rawBody: Buffer, headers: WebhookHeaders): GatewayEvent {

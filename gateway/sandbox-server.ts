@@ -142,6 +142,11 @@ interface StoredDispute {
   fee: number;
   reason: string;
   created: string;
+  /** The merchant's evidence, once submitted (absent in state files written before evidence existed). */
+  evidence?: Record<string, string>;
+  evidenceSubmittedAt?: string;
+  /** The card network's verdict, once a test closes the dispute. */
+  closedAs?: 'won' | 'lost';
 }
 
 interface StoredResponse {
@@ -237,6 +242,8 @@ export interface SandboxGateway {
   setWebhookUrl(url: string | undefined): void;
   charges(): SandboxChargeView[];
   events(): SandboxEventView[];
+  /** Disputes (chargebacks) as the API shows them, with any evidence submitted. */
+  disputes(): Array<Record<string, unknown>>;
   stop(): Promise<void>;
 }
 
@@ -247,6 +254,12 @@ const ChargeBody = z
     payment_method: z.string().min(1).max(200),
     description: z.string().max(1000).nullish(),
     metadata: z.record(z.string().max(40), z.string().max(500)).nullish(),
+  })
+  .strict();
+
+const EvidenceBody = z
+  .object({
+    evidence: z.record(z.string().max(40), z.string().max(20_000)),
   })
   .strict();
 
@@ -370,8 +383,10 @@ export async function startSandboxGateway(opts: SandboxGatewayOptions): Promise<
     currency: d.currency,
     fee: d.fee,
     reason: d.reason,
-    status: 'needs_response',
+    status: d.closedAs ?? (d.evidenceSubmittedAt ? 'under_review' : 'needs_response'),
     created: d.created,
+    evidence: d.evidence ?? null,
+    evidence_submitted_at: d.evidenceSubmittedAt ?? null,
     metadata: state.charges[d.charge]?.metadata ?? {},
   });
   const eventView = (e: StoredEvent): SandboxEventView => ({ id: e.id, type: e.type, created: e.created, data: { object: e.object }, delivery: { ...e.delivery } });
@@ -637,6 +652,28 @@ export async function startSandboxGateway(opts: SandboxGatewayOptions): Promise<
     res.json(refundJson(refund));
   }
 
+  /** Evidence is accepted once per dispute; a repeat of the same key answers as the first did. */
+  function submitEvidence(req: Request, res: Response): void {
+    const key = idempotencyKeyOf(req);
+    const parsed = EvidenceBody.safeParse(req.body ?? {});
+    if (!parsed.success) throw invalidParams(parsed.error);
+    const id = String(req.params.id);
+    const scopedKey = `dispute_evidence:${key}`;
+    const print = fingerprint({ id, evidence: parsed.data.evidence });
+    if (replayed(res, scopedKey, print)) return;
+    const dispute = state.disputes[id];
+    if (!dispute) throw new SandboxHttpError(404, 'invalid_request_error', 'resource_missing', `no such dispute: "${id}"`, 'id');
+    if (dispute.closedAs) throw new SandboxHttpError(400, 'invalid_request_error', 'dispute_closed', `dispute ${id} is already ${dispute.closedAs}`, 'id');
+    if (dispute.evidenceSubmittedAt) {
+      throw new SandboxHttpError(400, 'invalid_request_error', 'dispute_already_submitted', `dispute ${id} already has evidence under review`, 'evidence');
+    }
+    dispute.evidence = parsed.data.evidence;
+    dispute.evidenceSubmittedAt = clock().toISOString();
+    state.idempotency[scopedKey] = { fingerprint: print, status: 200, body: disputeJson(dispute) };
+    save();
+    res.json(disputeJson(dispute));
+  }
+
   // ---- the app ----
 
   const app = express();
@@ -665,6 +702,12 @@ export async function startSandboxGateway(opts: SandboxGatewayOptions): Promise<
     if (!refund) throw new SandboxHttpError(404, 'invalid_request_error', 'resource_missing', `no such refund: "${req.params.id}"`, 'id');
     res.json(refundJson(refund));
   });
+  app.post('/v1/disputes/:id/evidence', submitEvidence);
+  app.get('/v1/disputes/:id', (req, res) => {
+    const dispute = state.disputes[req.params.id];
+    if (!dispute) throw new SandboxHttpError(404, 'invalid_request_error', 'resource_missing', `no such dispute: "${req.params.id}"`, 'id');
+    res.json(disputeJson(dispute));
+  });
   app.get('/v1/settlements/:date', (req, res) => {
     res.json(settlementJson(req.params.date));
   });
@@ -690,6 +733,18 @@ export async function startSandboxGateway(opts: SandboxGatewayOptions): Promise<
     }
     outageRequests = requests;
     res.json({ requests });
+  });
+  // Plays the card network: closes a dispute as won or lost and sends charge.dispute.closed.
+  app.post('/v1/_sandbox/disputes/:id/close', (req, res) => {
+    const dispute = state.disputes[req.params.id];
+    if (!dispute) throw new SandboxHttpError(404, 'invalid_request_error', 'resource_missing', `no such dispute: "${req.params.id}"`, 'id');
+    const status = (req.body as { status?: unknown } | undefined)?.status;
+    if (status !== 'won' && status !== 'lost') throw new SandboxHttpError(400, 'invalid_request_error', 'parameter_invalid', 'status must be "won" or "lost"', 'status');
+    if (dispute.closedAs) throw new SandboxHttpError(400, 'invalid_request_error', 'dispute_closed', `dispute ${dispute.id} is already ${dispute.closedAs}`, 'id');
+    dispute.closedAs = status;
+    emit('charge.dispute.closed', disputeJson(dispute));
+    save();
+    res.json(disputeJson(dispute));
   });
   app.post('/v1/_sandbox/settlements/:date/ready', (req, res) => {
     const report = settlementJson(req.params.date);
@@ -736,6 +791,7 @@ export async function startSandboxGateway(opts: SandboxGatewayOptions): Promise<
     },
     charges: () => Object.values(state.charges).map(chargeView),
     events: () => Object.values(state.events).map(eventView),
+    disputes: () => Object.values(state.disputes).map(disputeJson),
     async stop() {
       if (stopped) return;
       stopped = true;

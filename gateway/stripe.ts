@@ -9,6 +9,8 @@ import {
   type ChargeRequest,
   type ChargeResult,
   type DeclineCode,
+  type DisputeEvidenceRequest,
+  type DisputeEvidenceResult,
   type GatewayEvent,
   GatewayRequestError,
   GatewayUnavailableError,
@@ -272,6 +274,17 @@ export function createStripeGateway(opts: StripeGatewayOptions): PaymentGateway 
           metadata: { ...dispute.metadata },
         };
       }
+      case 'charge.dispute.closed': {
+        const dispute = event.data.object;
+        // "warning_closed" (an inquiry that never became a chargeback) keeps the money too.
+        return {
+          ...base,
+          type: 'chargeback.closed',
+          chargebackId: dispute.id,
+          paymentId: idOf(dispute.payment_intent) ?? idOf(dispute.charge) ?? '',
+          outcome: dispute.status === 'won' || dispute.status === 'warning_closed' ? 'won' : 'lost',
+        };
+      }
       default:
         break;
     }
@@ -362,6 +375,28 @@ export function createStripeGateway(opts: StripeGatewayOptions): PaymentGateway 
       }
       const lines = settlementLinesFromStripe(transactions);
       return { date, lines, totals: settlementTotals(lines) };
+    },
+
+    async submitDisputeEvidence(req: DisputeEvidenceRequest): Promise<DisputeEvidenceResult> {
+      try {
+        // submit: true sends the evidence to the card network at once; Stripe allows one submission.
+        const dispute = await stripe.disputes.update(
+          req.chargebackId,
+          {
+            evidence: {
+              product_description: req.evidence.productDescription,
+              uncategorized_text: req.evidence.uncategorizedText,
+              ...(req.evidence.customerEmail ? { customer_email_address: req.evidence.customerEmail } : {}),
+              ...(req.evidence.serviceDate ? { service_date: req.evidence.serviceDate } : {}),
+            },
+            submit: true,
+          },
+          { idempotencyKey: req.idempotencyKey },
+        );
+        return { chargebackId: dispute.id, status: dispute.status };
+      } catch (err) {
+        throw gatewayError(err, `evidence on dispute ${req.chargebackId}`);
+      }
     },
 
     verifyWebhook(rawBody: Buffer, headers: WebhookHeaders): GatewayEvent {

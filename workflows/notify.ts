@@ -4,19 +4,20 @@
  * customer workflow continues as new), and a second start of the same message is a no-op.
  */
 import { WorkflowExecutionAlreadyStartedError } from '@temporalio/common';
-import { ParentClosePolicy, startChild } from '@temporalio/workflow';
+import { ParentClosePolicy, startChild, type ChildWorkflowHandle } from '@temporalio/workflow';
 import { communicationWorkflowId, CommunicationRequest } from './shared';
 
-export async function tell(req: CommunicationRequest): Promise<void> {
+/** Returns the child's handle, or undefined when this message was started before. */
+export async function tell(req: CommunicationRequest): Promise<ChildWorkflowHandle<(r: CommunicationRequest) => Promise<unknown>> | undefined> {
   try {
-    await startChild('communicationWorkflow', {
+    return await startChild<(r: CommunicationRequest) => Promise<unknown>>('communicationWorkflow', {
       workflowId: communicationWorkflowId(req.brandId, req.dedupeKey),
       args: [req],
       parentClosePolicy: ParentClosePolicy.ABANDON,
       workflowIdReusePolicy: 'REJECT_DUPLICATE',
     });
   } catch (err) {
-    if (err instanceof WorkflowExecutionAlreadyStartedError) return;
+    if (err instanceof WorkflowExecutionAlreadyStartedError) return undefined;
     throw err;
   }
 }

@@ -5,6 +5,7 @@
 import { defineSearchAttributeKey, SearchAttributeType } from '@temporalio/common';
 import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
 import type { Entitlements } from '../domain/catalog';
+import type { DraftLine } from '../domain/invoice';
 import type { Buyer, Offer } from '../domain/offers';
 import type { BillingPeriod } from '../domain/period';
 
@@ -138,6 +139,56 @@ export interface CustomerState {
   lastActivationError: ActivationError | null;
   /** The latest stage changes, newest last (bounded). */
   stageHistory: StageChange[];
+  /** Absent in states carried from runs before plan changes existed. */
+  planChanges?: PlanChanges;
+  /** Set when the customer asked to cancel (now, or at the end of the period). */
+  cancellation?: Cancellation | null;
+  /** Disputes whose dispute workflow is still running; the customer workflow ends only after them. */
+  openDisputes?: string[];
+}
+
+/** A plan as a change moves the subscription to it (the latest version of the code). */
+export interface PlanSnapshot {
+  code: string;
+  version: number;
+  name: string;
+  currency: string;
+  recurringFeeMinor: number;
+  billingPeriod: string;
+  entitlements: Entitlements;
+}
+
+export interface ScheduledPlanChange {
+  changeId: string;
+  requestedAt: string;
+  effectiveAt: string;
+  to: PlanSnapshot;
+}
+
+export interface PlanChangeRecord {
+  changeId: string;
+  direction: 'upgrade' | 'downgrade' | null;
+  status: 'applied' | 'scheduled' | 'withdrawn' | 'rejected';
+  fromPlan: string;
+  toPlan: string;
+  at: string;
+  /** Why a change (sent as a signal) was rejected. */
+  reason?: { type: string; message: string };
+}
+
+export interface PlanChanges {
+  scheduled: ScheduledPlanChange | null;
+  /** The latest changes and rejections, newest last (bounded). */
+  history: PlanChangeRecord[];
+}
+
+export interface Cancellation {
+  when: 'now' | 'period_end';
+  requestedAt: string;
+  effectiveAt: string;
+  reason: string | null;
+  /** True once the subscription has ended (entitlements removed, final invoice issued). */
+  done: boolean;
 }
 
 export interface CustomerWorkflowInput {
@@ -185,6 +236,50 @@ export interface PaymentMethodResult {
 /** A new payment token; in dunning it triggers an immediate retry. */
 export const updatePaymentMethodUpdate = defineUpdate<PaymentMethodResult, [{ paymentMethod: string }]>('updatePaymentMethod');
 
+export interface PlanChangeRequest {
+  /** The plan code to move to (its latest version). */
+  plan: string;
+  /** Upgrades default to now, downgrades happen at the period's end (the only choice for them). */
+  when?: 'now' | 'period_end';
+  /** The caller's id for the change; defaults to the update or signal's own id. */
+  changeId?: string;
+}
+
+export interface PlanChangeResult {
+  changeId: string;
+  direction: 'upgrade' | 'downgrade';
+  status: 'applied' | 'scheduled';
+  from: { planCode: string; planVersion: number };
+  to: { planCode: string; planVersion: number; planName: string };
+  effectiveAt: string;
+  /** Credit for the unused old plan and charge for the rest of the period on the new one. */
+  prorationLines: DraftLine[];
+  /** The invoice that billed the proration (and the usage so far at the old prices), if any. */
+  invoice: { invoiceId: string; number: string; currency: string; totalMinor: number; amountDueMinor: number } | null;
+  entitlements: Entitlements;
+}
+
+/** Change plan and get the proration back (POST /v1/customers/:id/plan-changes). */
+export const changePlanUpdate = defineUpdate<PlanChangeResult, [PlanChangeRequest]>('changePlan');
+/** The same change from callers that do not wait; a rejection is recorded in `planChanges.history`. */
+export const requestPlanChangeSignal = defineSignal<[PlanChangeRequest]>('requestPlanChange');
+/** Withdraws a scheduled downgrade before it takes effect. */
+export const withdrawPlanChangeUpdate = defineUpdate<ScheduledPlanChange, []>('withdrawScheduledPlanChange');
+
+export interface CancelRequest {
+  when: 'now' | 'period_end';
+  reason?: string;
+}
+
+export interface CancelResult {
+  stage: CustomerStage;
+  cancellation: Cancellation;
+  /** Now: the credit for the unused part of the period. */
+  prorationLines: DraftLine[];
+  finalInvoice: { invoiceId: string; number: string; currency: string; totalMinor: number; amountDueMinor: number } | null;
+}
+export const cancelUpdate = defineUpdate<CancelResult, [CancelRequest]>('cancel');
+
 export const PAYMENT_TOKEN = /^(tok|pm)_[A-Za-z0-9_]{4,120}$/;
 
 /** Stable error type names (ApplicationFailure.type). */
@@ -198,6 +293,12 @@ export const ErrorTypes = {
   INVALID_PAYMENT_METHOD: 'INVALID_PAYMENT_METHOD',
   PROVISIONING_FAILED: 'PROVISIONING_FAILED',
   NOT_ACTIVE: 'NOT_ACTIVE',
+  SAME_PLAN: 'SAME_PLAN',
+  INCOMPATIBLE_PLAN: 'INCOMPATIBLE_PLAN',
+  DOWNGRADE_AT_PERIOD_END: 'DOWNGRADE_AT_PERIOD_END',
+  PLAN_CHANGE_IN_PROGRESS: 'PLAN_CHANGE_IN_PROGRESS',
+  NO_SCHEDULED_CHANGE: 'NO_SCHEDULED_CHANGE',
+  CANCELLATION_PENDING: 'CANCELLATION_PENDING',
 } as const;
 
 /**

@@ -13,6 +13,7 @@ import { activateUpdate, getCustomerQuery, type ActivationResult } from '../../w
 import { seedPlans } from '../support/fixtures';
 import { TEST_WEBHOOK_SECRET, testSandboxGateway, testSmtpSink } from '../support/global';
 import { devServerEnvironment, TEST_LINK_SECRET, testCredential, testDb, uniqueId } from '../support/helpers';
+import { recordPlantedBug, writeReliabilityResult } from './results';
 
 /**
  * Fault suite, issue 5 / issue 7 item 2: the production worker (`node dist/workers/main.js`, a
@@ -239,6 +240,9 @@ describe('fault: worker process killed mid-charge (dev server, production worker
     assert.equal(state.dunningState, 'none');
   }
 
+  /** Customers checked by assertChargedOnce, for docs/reliability.md. */
+  let chargesChecked = 0;
+
   /** One kill: worker A dies at hit `hit` of the fault point, worker B finishes the job. */
   async function round(n: number, hit: number): Promise<void> {
     const taskQueue = uniqueId(`faults-${n}`);
@@ -279,7 +283,10 @@ describe('fault: worker process killed mid-charge (dev server, production worker
       const result = await activated(victim, 150_000);
       assert.equal(result.stage, 'active');
 
-      for (const c of [...survivors, victim]) await assertChargedOnce(c);
+      for (const c of [...survivors, victim]) {
+        await assertChargedOnce(c);
+        chargesChecked += 1;
+      }
       process.stdout.write(`      kill ${n}: SIGKILL at hit ${hit}, ${survivors.length + 1} customer(s) charged once, ${((Date.now() - started) / 1000).toFixed(1)} s\n`);
     } catch (err) {
       // The workers' logs go to the test log only when a round fails.
@@ -309,7 +316,19 @@ describe('fault: worker process killed mid-charge (dev server, production worker
         }
       }
     };
+    const started = Date.now();
     await Promise.all(Array.from({ length: CONCURRENCY }, lane));
+    writeReliabilityResult('faults-charge', {
+      seed: SEED,
+      seconds: (Date.now() - started) / 1000,
+      kills: KILLS,
+      concurrency: CONCURRENCY,
+      faultPoint: FAULT_POINT,
+      hits,
+      failedRounds: failures.length,
+      customersChargedOnceChecked: chargesChecked,
+    });
+    recordPlantedBug('faults-charge', failures.length > 0, failures.map(({ n, err }) => `kill ${n}: ${err instanceof Error ? err.message : String(err)}`));
     if (failures.length) {
       const detail = failures.map(({ n, err }) => `kill ${n}: ${err instanceof Error ? err.message : String(err)}`).join('\n');
       throw new Error(`${failures.length} of ${KILLS} kill(s) failed (FAULT_SEED=${SEED}):\n${detail}`);

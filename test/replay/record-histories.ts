@@ -1,9 +1,11 @@
 /**
  * Records the histories the replay test checks (`npm run record-histories`): real runs of the
  * customer workflow on the time-skipping server, one per path worth guarding — a lead that
- * expires, a customer activated and billed over two periods, one taken through dunning, and a
- * day's reconciliation.
- * Record again only for a deliberate, `patched()`-guarded change (see docs/workflow-changes.md).
+ * expires, a customer activated and billed over two periods, one taken through dunning, one that
+ * upgrades, schedules a downgrade and cancels, a micro-dispute credited automatically, a message
+ * delivered, and a day's reconciliation.
+ * A history already recorded is kept (recorded by older code, it proves the `patched()` paths
+ * still replay); RECORD_OVERWRITE=1 records every one again (see docs/workflow-changes.md).
  */
 import crypto from 'node:crypto';
 import fs from 'node:fs';
@@ -14,7 +16,17 @@ import { customerWorkflowId } from '../../domain/ids';
 import { ensureBrand } from '../../infra/brands';
 import { customerWorkflow } from '../../workflows/customer';
 import { reconciliationWorkflow } from '../../workflows/reconciliation';
-import { activateUpdate, updatePaymentMethodUpdate, usageThresholdSignal } from '../../workflows/shared';
+import { openCustomerDispute } from '../../data/disputes';
+import {
+  activateUpdate,
+  cancelUpdate,
+  changePlanUpdate,
+  communicationWorkflowId,
+  disputeOpenedSignal,
+  disputeWorkflowId,
+  updatePaymentMethodUpdate,
+  usageThresholdSignal,
+} from '../../workflows/shared';
 import { seedMeteredPlan, seedPlans, setPolicy } from '../support/fixtures';
 import { testActivities, testCredential, testDb, timeSkippingEnvironment, uniqueId, workflowBundle } from '../support/helpers';
 
@@ -34,9 +46,11 @@ describe('record replay histories', function () {
       await seedMeteredPlan(db, brand);
       await setPolicy(db, brand, 'acquisition', { nurture: [{ after: 'P1D', template: 'nurture-welcome' }], leadExpiresAfter: 'P3D' });
       await setPolicy(db, brand, 'dunning', { retrySchedule: ['P1D'], gracePeriod: 'P1D', writeOffAfter: 'P10D' });
+      await setPolicy(db, brand, 'communication', { quietHours: null, defaultTimeZone: 'UTC', optOutAllowed: ['marketing', 'usage', 'nurture', 'upgrade_offers'] });
       const taskQueue = uniqueId('tq');
       const worker = await Worker.create({ connection: env.nativeConnection, taskQueue, workflowBundle: await workflowBundle(), activities: testActivities(db) });
       const save = async (name: string, workflowId: string, runId?: string) => {
+        if (fs.existsSync(path.join(OUT, `${name}.binpb`)) && process.env.RECORD_OVERWRITE !== '1') return;
         const history = await env.client.workflow.getHandle(workflowId, runId).fetchHistory();
         fs.mkdirSync(OUT, { recursive: true });
         // Binary protobuf: exact, and independent of JSON mapping details between SDK versions.
@@ -63,8 +77,40 @@ describe('record replay histories', function () {
         });
         await metered.executeUpdate(activateUpdate, { args: [{ plan: 'metered', paymentMethod: 'tok_visa', credential: testCredential() }] });
         await metered.signal(usageThresholdSignal, { metric: 'api_calls', threshold: 80, quantity: '800', included: '1000', at: new Date().toISOString() });
+        // 1,100 calls: 100 above the allowance at 0.0004 = a 0.04 line to dispute below.
+        await db('usage_events').insert({ brand_id: brand, customer_id: meteredId, event_id: 'calls', metric: 'api_calls', quantity: '1100', occurred_at: new Date(await env.currentTimeMs()).toISOString() });
         await env.sleep(32 * DAY);
         await save('customer-activated-billed', metered.workflowId, metered.firstExecutionRunId);
+        await save('communication-welcome', communicationWorkflowId(brand, `welcome:${meteredId}`));
+
+        // A 0.04 line disputed: credited at once by the dispute workflow.
+        const periodInvoice = await db('invoices').where({ brand_id: brand, customer_id: meteredId, billing_key: 'period:1' }).first('id');
+        const line = await db('invoice_lines').where({ invoice_id: periodInvoice.id, metric: 'api_calls' }).first('position');
+        const { dispute } = await openCustomerDispute(db, { brandId: brand, customerId: meteredId, invoiceId: periodInvoice.id, line: line.position, reason: 'did not make these calls' });
+        await metered.signal(disputeOpenedSignal, { disputeId: dispute.id });
+        for (let i = 0; i < 100; i += 1) {
+          const row = await db('disputes').where({ id: dispute.id }).first('status');
+          if (row?.status === 'resolved') break;
+          await new Promise((r) => setTimeout(r, 100));
+        }
+        await env.client.workflow.getHandle(disputeWorkflowId(brand, dispute.id)).result();
+        await save('dispute-auto-credited', disputeWorkflowId(brand, dispute.id));
+
+        // An upgrade now, a downgrade scheduled, then cancelled now: the workflow ends.
+        const changingId = uniqueId('cus');
+        const changing = await env.client.workflow.start(customerWorkflow, {
+          workflowId: customerWorkflowId(brand, changingId),
+          taskQueue,
+          args: [{ brandId: brand, customerId: changingId, email: 'c@example.com' }],
+        });
+        await changing.executeUpdate(activateUpdate, { args: [{ plan: 'starter', paymentMethod: 'tok_visa', credential: testCredential() }] });
+        await env.sleep(10 * DAY);
+        await changing.executeUpdate(changePlanUpdate, { args: [{ plan: 'pro' }] });
+        await changing.executeUpdate(changePlanUpdate, { args: [{ plan: 'starter' }] });
+        await env.sleep(DAY);
+        await changing.executeUpdate(cancelUpdate, { args: [{ when: 'now', reason: 'recording' }] });
+        await changing.result();
+        await save('customer-plan-changed-cancelled', changing.workflowId);
 
         // A hard decline, dunning, and a new payment method that pays.
         const dunningId = uniqueId('cus');

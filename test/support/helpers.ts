@@ -63,6 +63,14 @@ export function devServerEnvironment(): Promise<TestWorkflowEnvironment> {
 
 let counter = 0;
 /** Unique per test run and call, so tests never see each other's customers. */
+/** A rejected or failed update, by the error type it carries (validator rejections prefix it). */
+export function failedWith(type: string) {
+  return (err: unknown) => {
+    const cause = (err as { cause?: { type?: string; message?: string } }).cause;
+    return cause?.type === type || (cause?.message ?? '').startsWith(`${type}:`);
+  };
+}
+
 export function uniqueId(prefix: string): string {
   counter += 1;
   return `${prefix}-${Date.now().toString(36)}-${process.pid.toString(36)}-${counter}`;

@@ -10,18 +10,11 @@ import { activateUpdate, CustomerWorkflowInput, getCustomerQuery, usageThreshold
 import { checkLedger } from '../../data/ledger';
 import { seedMeteredPlan, seedPlans, setPolicy, TEST_OFFER_RULES } from '../support/fixtures';
 import { testSmtpSink } from '../support/global';
-import { testActivities, testCredential as credential, testDb, timeSkippingEnvironment, uniqueId, workflowBundle } from '../support/helpers';
+import { failedWith, testActivities, testCredential as credential, testDb, timeSkippingEnvironment, uniqueId, workflowBundle } from '../support/helpers';
 
 const DAY = 24 * 60 * 60 * 1000;
 
 
-/** A rejected or failed update, by the error type it carries (validator rejections prefix it). */
-function failedWith(type: string) {
-  return (err: unknown) => {
-    const cause = (err as { cause?: { type?: string; message?: string } }).cause;
-    return cause?.type === type || (cause?.message ?? '').startsWith(`${type}:`);
-  };
-}
 
 describe('customer workflow (time-skipping server, real bundle, real PostgreSQL)', function () {
   this.timeout(120_000);
@@ -327,7 +320,7 @@ describe('customer workflow (time-skipping server, real bundle, real PostgreSQL)
       const state = await handle.query(getCustomerQuery);
       assert.deepEqual(state.usageAlerts, ['1:api_calls:80', '1:api_calls:100']);
       const templates = async () =>
-        (await db('outbound_messages').where({ brand_id: brand, customer_id: customerId, category: 'transactional' }).orderBy('id'))
+        (await db('outbound_messages').where({ brand_id: brand, customer_id: customerId, category: 'usage' }).orderBy('id'))
           .map((m) => m.template)
           .filter((t) => t.startsWith('usage-'));
       for (let i = 0; i < 50 && (await templates()).length < 2; i += 1) await new Promise((r) => setTimeout(r, 100));
@@ -335,16 +328,17 @@ describe('customer workflow (time-skipping server, real bundle, real PostgreSQL)
     });
   });
 
-  it('records a chargeback the gateway reports (at least once) a single time, and tells the customer', async () => {
+  it('records a chargeback the gateway reports (at least once) a single time and opens one dispute for it', async () => {
     const taskQueue = uniqueId('tq');
     await (await worker(taskQueue)).runUntil(async () => {
       const { customerId, handle } = await startCustomer(taskQueue);
       await handle.executeUpdate(activateUpdate, { args: [{ plan: 'pro', paymentMethod: 'tok_visa', credential: credential() }] });
+      const payment = await db('payments').where({ brand_id: brand, customer_id: customerId, status: 'succeeded' }).first();
       const notice = {
-        paymentId: 'pay_x',
-        gatewayPaymentId: 'ch_x',
-        chargebackId: 'dp_1',
-        invoiceId: 'inv_x',
+        paymentId: payment.id,
+        gatewayPaymentId: payment.gateway_payment_id,
+        chargebackId: `dp_${customerId}`,
+        invoiceId: payment.invoice_id,
         amountMinor: 4900,
         currency: 'USD',
         reason: 'fraudulent',
@@ -353,13 +347,16 @@ describe('customer workflow (time-skipping server, real bundle, real PostgreSQL)
       };
       await handle.signal(chargebackSignal, notice);
       await handle.signal(chargebackSignal, { ...notice, eventId: 'evt_1-redelivered' });
-      const state = await handle.query(getCustomerQuery);
-      assert.deepEqual(state.chargebacks.map((c) => c.chargebackId), ['dp_1']);
-      for (let i = 0; i < 50; i += 1) {
-        if (await db('outbound_messages').where({ brand_id: brand, customer_id: customerId, template: 'dispute-opened' }).first()) break;
+      let state = await handle.query(getCustomerQuery);
+      assert.deepEqual(state.chargebacks.map((c) => c.chargebackId), [notice.chargebackId]);
+      for (let i = 0; i < 100 && (state.openDisputes ?? []).length === 0; i += 1) {
         await new Promise((r) => setTimeout(r, 100));
+        state = await handle.query(getCustomerQuery);
       }
-      assert.equal((await db('outbound_messages').where({ brand_id: brand, customer_id: customerId, template: 'dispute-opened' })).length, 1);
+      const disputes = await db('disputes').where({ brand_id: brand, customer_id: customerId });
+      assert.equal(disputes.length, 1);
+      assert.equal(disputes[0].kind, 'chargeback');
+      assert.deepEqual(state.openDisputes, [disputes[0].id]);
     });
   });
 });

@@ -54,8 +54,13 @@ describe('collections and dunning (time-skipping server, sandbox gateway)', func
     return { customerId, handle, result };
   }
 
-  const templates = async (customerId: string) =>
+  const sent = async (customerId: string) =>
     (await db('outbound_messages').where({ brand_id: brand, customer_id: customerId }).orderBy('id')).map((m) => m.template).filter((t) => t !== 'welcome' && t !== 'invoice-ready');
+  /** Messages go out through child workflows, a moment after the step that caused them: wait for the expected count. */
+  const templates = async (customerId: string, count = 3) => {
+    for (let i = 0; i < 100 && (await sent(customerId)).length < count; i += 1) await new Promise((r) => setTimeout(r, 50));
+    return sent(customerId);
+  };
   const gatewayCharges = (token: string) => testSandboxGateway().charges().filter((c) => c.payment_method === token);
 
   it('recovers a soft decline on the second retry', async () => {
