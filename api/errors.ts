@@ -63,6 +63,11 @@ export function errorHandler(log: Logger): ErrorRequestHandler {
       apiError = new ApiError(413, 'PAYLOAD_TOO_LARGE', 'request body is too large', [{ field: 'body', message: 'too large' }]);
     } else if (typeof parserError?.status === 'number' && parserError.status >= 400 && parserError.status < 500) {
       apiError = new ApiError(parserError.status, 'BAD_REQUEST', String((err as Error).message ?? 'bad request'));
+    } else if (isDatabaseUnavailable(err)) {
+      // Not the client's fault and not a bug: PostgreSQL is restarting or unreachable.
+      log.warn({ err, method: req.method, path: req.path }, 'database unavailable');
+      res.setHeader('Retry-After', '5');
+      apiError = new ApiError(503, 'UNAVAILABLE', 'the database is unavailable; retry shortly');
     } else {
       log.error({ err, method: req.method, path: req.path }, 'unhandled error');
       apiError = new ApiError(500, 'INTERNAL', 'internal error');
@@ -72,4 +77,17 @@ export function errorHandler(log: Logger): ErrorRequestHandler {
       error: { code: apiError.code, message: apiError.message, details: apiError.details ?? null },
     });
   };
+}
+
+/** Connection refused or reset, or PostgreSQL shutting down / starting up (SQLSTATE class 57P). */
+function isDatabaseUnavailable(err: unknown): boolean {
+  const code = (err as { code?: unknown })?.code;
+  return (
+    code === 'ECONNREFUSED' ||
+    code === 'ECONNRESET' ||
+    code === '57P01' ||
+    code === '57P02' ||
+    code === '57P03' ||
+    /Connection terminated|Knex: Timeout acquiring a connection/.test(String((err as Error)?.message ?? ''))
+  );
 }

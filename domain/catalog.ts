@@ -76,7 +76,9 @@ export const UsageComponent = z
         ctx.addIssue({ code: 'custom', path: [field], message: `not used by model "${c.model}"` });
       }
     }
-    if (c.minimumCharge !== undefined && c.maximumCharge !== undefined && compareDecimal(c.minimumCharge, c.maximumCharge) > 0) {
+    // Compared only when both are well-formed (a malformed one has its own issue already).
+    const bounds = [c.minimumCharge, c.maximumCharge];
+    if (bounds.every((b) => b !== undefined && DECIMAL.test(b)) && compareDecimal(c.minimumCharge!, c.maximumCharge!) > 0) {
       ctx.addIssue({ code: 'custom', path: ['maximumCharge'], message: 'must be at least minimumCharge' });
     }
   });

@@ -9,6 +9,12 @@ function issuePaths(result: { success: boolean; error?: { issues: Array<{ path: 
 }
 
 describe('catalog: usage components', () => {
+  it('reports a malformed charge bound as an issue instead of throwing (found by the API fuzzer)', () => {
+    const result = UsageComponent.safeParse({ metric: 'calls', model: 'per_unit', unitPrice: '0.01', minimumCharge: '12,34', maximumCharge: '10' });
+    assert.equal(result.success, false);
+    assert.ok(result.error?.issues.some((i) => i.path.join('.') === 'minimumCharge'));
+  });
+
   it('accepts each pricing model with the fields it needs, and defaults the included quantity to 0', () => {
     const perUnit = UsageComponent.parse({ metric: 'api_calls', model: 'per_unit', unitPrice: '0.0004' });
     assert.equal(perUnit.includedQuantity, 0);
