@@ -5,6 +5,12 @@ import path from 'node:path';
 import type { CloseResult, PgActivity, ProfileSummary, QueryPlan } from './close';
 import type { HistoryResult } from './history';
 import type { IngestResult } from './ingest';
+
+/**
+ * A period's run: the close's activities, its message child workflows (start, started, completed
+ * events each) and continue-as-new come to about 45 events; twice that would mean something grows.
+ */
+const HISTORY_EVENTS_BOUND = 90;
 import type { OnboardingResult } from './onboarding';
 
 export interface BenchResults {
@@ -144,7 +150,7 @@ export function table(results: BenchResults): string {
       '',
       '| measurement | value | target | met |',
       '|---|---:|---|---|',
-      `| history events per completed run, min / max (${completed.length} runs) | ${min} / ${max} | bounded and flat | ${pass(flat && max <= 30)} |`,
+      `| history events per completed run, min / max (${completed.length} runs) | ${min} / ${max} | bounded (≤ ${HISTORY_EVENTS_BOUND}) and flat | ${pass(flat && max <= HISTORY_EVENTS_BOUND)} |`,
       `| history events of the first / latest completed run | ${completed[0]} / ${completed.at(-1)} | | |`,
       `| history events of the open run so far | ${history.lengths.at(-1)} | | |`,
       `| replay of the first run's history (median of ${history.replayRepeats}) | ${ms(history.firstReplayMs)} | | |`,

@@ -288,7 +288,7 @@ export async function customerWorkflow(input: CustomerWorkflowInput): Promise<vo
     events += 1;
   });
 
-    let collecting = false;
+  let collecting = false;
   setHandler(
     updatePaymentMethodUpdate,
     async ({ paymentMethod }): Promise<PaymentMethodResult> => {
@@ -806,6 +806,8 @@ export async function customerWorkflow(input: CustomerWorkflowInput): Promise<vo
   // ---- messages ----------------------------------------------------------------------------
 
   async function carryOnAfterOutbox(): Promise<never> {
+    // Queues live in this run only: what a signal queued during the close is acted on before the next run.
+    await handleNews();
     await flushOutbox();
     await messagesDelivered();
     return carryOn(state);
