@@ -26,7 +26,7 @@ import type { DraftLine } from '../domain/invoice';
 import { addDuration, billingPeriod, BillingPeriod, parseIsoDuration } from '../domain/period';
 import { cancellationProration, changeDirection, FeeTerms, planChangeProration } from '../domain/plan-change';
 import { DisputeErrorTypes } from '../domain/disputes';
-import { tell } from './notify';
+import { MessagesInFlight, tell } from './notify';
 import {
   CancelRequest,
   CancelResult,
@@ -269,7 +269,7 @@ export async function customerWorkflow(input: CustomerWorkflowInput): Promise<vo
 
   let balanceStale = false;
   let changingPlan = false;
-  let messagesInFlight = 0;
+  const messages = new MessagesInFlight();
   registerPlanChangeHandlers();
   registerCancelHandler();
   // Disputes the API recorded: each gets its own dispute workflow, started by the main loop.
@@ -813,26 +813,8 @@ export async function customerWorkflow(input: CustomerWorkflowInput): Promise<vo
     return carryOn(state);
   }
 
-  /**
-   * Messages started by this run, until they end. A run waits for them (a while) before it
-   * continues as new or ends: a message waiting out quiet hours carries on alone (its parent
-   * abandons it), but an immediate one is done before the run is, which keeps each run's story
-   * whole in the Web UI (and sidesteps the time-skipping test server's lost time skipping when an
-   * abandoned child outlives its parent's run, temporalio/sdk-java#1540).
-   */
-  function track(child: { result(): Promise<unknown> } | undefined): void {
-    if (!child) return;
-    messagesInFlight += 1;
-    child
-      .result()
-      .catch(() => undefined)
-      .finally(() => {
-        messagesInFlight -= 1;
-      });
-  }
-
   async function messagesDelivered(): Promise<void> {
-    if (messagesInFlight > 0) await condition(() => messagesInFlight === 0, MESSAGE_WAIT_BEFORE_NEW_RUN);
+    await messages.delivered(MESSAGE_WAIT_BEFORE_NEW_RUN);
   }
 
   async function flushOutbox(): Promise<void> {
@@ -842,7 +824,7 @@ export async function customerWorkflow(input: CustomerWorkflowInput): Promise<vo
   /** Tells the customer something: by a communication workflow child (older runs: the outbox activity). */
   async function say(msg: Message): Promise<void> {
     if (patched(PATCHES.communication)) {
-      track(await tell({ brandId: state.brandId, customerId: state.customerId, recipient: state.email, ...msg }));
+      messages.track(await tell({ brandId: state.brandId, customerId: state.customerId, recipient: state.email, ...msg }));
       return;
     }
     await bookkeeping.sendLifecycleMessage({
@@ -1006,7 +988,7 @@ export async function customerWorkflow(input: CustomerWorkflowInput): Promise<vo
       ].slice(-INVOICE_HISTORY_LIMIT);
     }
     if (patched(PATCHES.communication)) {
-      track(await tell({
+      messages.track(await tell({
         brandId: state.brandId,
         customerId: state.customerId,
         recipient: state.email,

@@ -28,7 +28,7 @@ import {
 import { formatMinor } from '../domain/money';
 import { addDuration, parseIsoDuration } from '../domain/period';
 import { chargebackClosedSignal, disputeDecisionUpdate, DisputeWorkflowState, getDisputeQuery } from './dispute-shared';
-import { tell } from './notify';
+import { MessagesInFlight, tell } from './notify';
 import { DisputeOutcome, DisputeResolved, disputeResolvedSignal, DisputeWorkflowInput, OperatorDecision } from './shared';
 
 export { chargebackClosedSignal, disputeDecisionUpdate, getDisputeQuery } from './dispute-shared';
@@ -226,10 +226,8 @@ export async function disputeWorkflow(input: DisputeWorkflowInput): Promise<Disp
   await condition(allHandlersFinished);
   // The last message is sent before the dispute's story ends (as the customer workflow does with its
   // messages; it also keeps the time-skipping test server's clock moving, temporalio/sdk-java#1540).
-  if (told) {
-    let delivered = false;
-    void told.result().catch(() => undefined).finally(() => (delivered = true));
-    await condition(() => delivered, '24 hours');
-  }
+  const messages = new MessagesInFlight();
+  messages.track(told);
+  await messages.delivered('24 hours');
   return resolved;
 }
