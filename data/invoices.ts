@@ -54,14 +54,21 @@ async function taxRule(trx: Knex.Transaction, brandId: string): Promise<TaxRule 
   return { rate: String(row.rate).replace(/\.?0+$/, '') || '0', inclusive: row.inclusive, name: row.name };
 }
 
+/**
+ * The period a late event belongs to. Usage from before the subscription started (reported while
+ * the activation was still going on, say) belongs to the first period: see `usageFrom`.
+ */
 function periodOf(sub: BilledSubscription, at: Date, near: BillingPeriod): BillingPeriod {
   // Late events are at most weeks old: walk back from the closing period.
-  for (let n = near.number; n >= 1; n -= 1) {
+  for (let n = near.number; n >= 2; n -= 1) {
     const p = billingPeriod(sub.startedAt, sub.billingPeriod, n);
     if (Date.parse(p.start) <= at.getTime()) return p;
   }
   return billingPeriod(sub.startedAt, sub.billingPeriod, 1);
 }
+
+/** Where a period's usage starts: the first period also takes what came before the subscription began. */
+const usageFrom = (p: BillingPeriod): string | null => (p.number <= 1 ? null : p.start);
 
 function usageLine(
   kind: 'usage' | 'usage_adjustment',
@@ -122,10 +129,11 @@ export async function finalizeInvoice(db: Db, input: FinalizeInvoiceInput): Prom
       // By the customer too: usage_events is indexed by (brand_id, customer_id, event_id) and not by
       // invoice_id, so `invoice_id` alone read the whole table, twice per finalize.
       const claimed = { brand_id: input.brandId, customer_id: input.customerId, invoice_id: invoiceId };
+      const closingFrom = usageFrom(closing);
       const inPeriod = new Map<string, string>(
         (await trx('usage_events')
           .where(claimed)
-          .where('occurred_at', '>=', closing.start)
+          .modify((q) => (closingFrom ? q.where('occurred_at', '>=', closingFrom) : q))
           .groupBy('metric')
           .select('metric', trx.raw('sum(quantity)::text as quantity'))).map((r: { metric: string; quantity: string }) => [r.metric, r.quantity]),
       );
@@ -135,10 +143,9 @@ export async function finalizeInvoice(db: Db, input: FinalizeInvoiceInput): Prom
       }
       // Late events of earlier periods: re-rate each such period with them and bill the
       // difference, so tiers and allowances come out as if they had arrived on time.
-      const lateRows: Array<{ metric: string; occurred_at: Date }> = await trx('usage_events')
-        .where(claimed)
-        .where('occurred_at', '<', closing.start)
-        .select('metric', 'occurred_at');
+      const lateRows: Array<{ metric: string; occurred_at: Date }> = closingFrom
+        ? await trx('usage_events').where(claimed).where('occurred_at', '<', closingFrom).select('metric', 'occurred_at')
+        : [];
       const late = new Map<string, { period: BillingPeriod; metric: string }>();
       for (const row of lateRows) {
         const period = periodOf(sub, row.occurred_at, closing);
@@ -147,9 +154,10 @@ export async function finalizeInvoice(db: Db, input: FinalizeInvoiceInput): Prom
       for (const { period, metric } of late.values()) {
         const component = components.find((c) => c.metric === metric);
         if (!component) continue;
+        const from = usageFrom(period);
         const sums = await trx('usage_events')
           .where({ brand_id: input.brandId, customer_id: input.customerId, metric })
-          .where('occurred_at', '>=', period.start)
+          .modify((q) => (from ? q.where('occurred_at', '>=', from) : q))
           .where('occurred_at', '<', period.end)
           .whereNotNull('invoice_id')
           .select(

@@ -482,6 +482,13 @@ describe('fault: billing and collections under chaos — worker kills at random 
         [brand, brand],
       );
       for (const m of mismatches.rows) problems.push(`invoice ${m.invoice_id} ${m.metric}: billed ${m.billed ?? 0} for claimed usage ${m.claimed ?? 0}`);
+      for (const id of new Set(mismatches.rows.map((m: { invoice_id: string }) => m.invoice_id))) {
+        // What a mismatch is made of: the invoice's usage lines and, per metric, the events it claimed.
+        const inv = await db('invoices').where({ id }).first('billing_key', 'kind', 'period_start', 'period_end', 'issued_at');
+        const lines = await db('invoice_lines').where({ invoice_id: id }).whereIn('kind', ['usage', 'usage_adjustment']).select('kind', 'metric', 'quantity', 'period_start', 'period_end');
+        const claims = await db('usage_events').where({ invoice_id: id }).groupBy('metric').select('metric', db.raw('sum(quantity)::text as q'), db.raw('min(occurred_at) as first'), db.raw('max(occurred_at) as last'));
+        log(`mismatch ${id}: ${JSON.stringify({ inv, lines, claims })}`);
+      }
       const ackedTotal = [...acked.values()].flatMap((m) => [...m.values()]).reduce((t, e) => t + Math.round(Number(e.quantity) * 1e6), 0);
       const billedTotal = await db('invoice_lines as l')
         .join('invoices as i', 'i.id', 'l.invoice_id')
