@@ -8,7 +8,7 @@ import { DefaultLogger, NativeConnection, Runtime, Worker } from '@temporalio/wo
 import { createSandboxGateway } from '../gateway/sandbox-client';
 import { createDb } from '../infra/db';
 import { createMailer } from '../infra/mailer';
-import { createWorker } from '../workers/worker';
+import { BURST_TUNING, createWorker, DEFAULT_MAX_CACHED_WORKFLOWS } from '../workers/worker';
 
 export interface CloseWorkerConfig {
   kind: 'real' | 'bare';
@@ -59,6 +59,8 @@ async function main(): Promise<void> {
           taskQueue: config.taskQueue,
           workflowBundle: { codePath: config.bundlePath },
           activities: { noop: async () => undefined },
+          maxCachedWorkflows: DEFAULT_MAX_CACHED_WORKFLOWS,
+          ...BURST_TUNING, // the same worker settings as the real one
         });
   const run = worker.run();
   process.on('message', (msg) => {

@@ -32,7 +32,7 @@ import { locateBinary, sdkExecutable, TEMPORAL_CLI } from '../infra/temporal-bin
 import { customerWorkflow } from '../workflows/customer';
 import { CustomerState, SA, SEARCH_ATTRIBUTE_KEYS } from '../workflows/shared';
 import type { CloseWorkerConfig, CloseWorkerReport } from './close-worker';
-import { BenchInfra, progress, WEBHOOK_SECRET } from './infra';
+import { BenchInfra, progress, stepsOf, WEBHOOK_SECRET } from './infra';
 
 export interface CloseOptions {
   customers: number;
@@ -473,11 +473,12 @@ export async function benchClose(infra: BenchInfra, opts: CloseOptions): Promise
     const sampleId = (paidRow?.customer_id as string | undefined) ?? ids[0]!;
     const sampleRunId =
       sampleId === ids[0] ? firstRunId : (await client.workflow.getHandle(customerWorkflowId(brandId, sampleId)).describe()).raw.workflowExecutionInfo?.firstRunId ?? undefined;
-    const closedRun = await client.workflow.getHandle(customerWorkflowId(brandId, sampleId), sampleRunId).fetchHistory();
+    const sampleRun = client.workflow.getHandle(customerWorkflowId(brandId, sampleId), sampleRunId);
+    // Paid is not closed yet: the run still checks for an upgrade and waits for its email.
+    for (let i = 0; i < 100 && (await sampleRun.describe()).status.name === 'RUNNING'; i += 1) await sleep(100);
+    const closedRun = await sampleRun.fetchHistory();
     const closedEvents = closedRun.events ?? [];
-    const activityNames = closedEvents
-      .map((e) => e.activityTaskScheduledEventAttributes?.activityType?.name ?? (e.startChildWorkflowExecutionInitiatedEventAttributes ? `child ${e.startChildWorkflowExecutionInitiatedEventAttributes.workflowType?.name}` : undefined))
-      .filter((n): n is string => !!n);
+    const activityNames = stepsOf(closedEvents);
     const activitiesPerClose = Math.max(1, activityNames.length);
     progress(`close: one close ran ${activityNames.join(', ')} (${closedEvents.length} history events in the closed run)`);
 

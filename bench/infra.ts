@@ -5,6 +5,7 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import type { temporal } from '@temporalio/proto';
 import { bundleWorkflowCode, WorkflowBundleWithSourceMap } from '@temporalio/worker';
 import { Activities, createActivities } from '../activities';
 import { createSandboxGateway } from '../gateway/sandbox-client';
@@ -97,4 +98,27 @@ export function envInt(name: string, fallback: number): number {
   const n = Number(raw);
   if (!Number.isInteger(n) || n <= 0) throw new Error(`${name} must be a positive integer, got "${raw}"`);
   return n;
+}
+
+type HistoryEvent = NonNullable<temporal.api.history.v1.IHistory['events']>[number];
+
+/**
+ * The steps a workflow run took, from its history: activity tasks by name, local activities (a
+ * `core_local_activity` marker) as `name (local)`, child workflows as `child <type>`.
+ */
+export function stepsOf(events: HistoryEvent[]): string[] {
+  const steps: string[] = [];
+  for (const e of events) {
+    const activity = e.activityTaskScheduledEventAttributes?.activityType?.name;
+    const child = e.startChildWorkflowExecutionInitiatedEventAttributes?.workflowType?.name;
+    const marker = e.markerRecordedEventAttributes;
+    if (activity) steps.push(activity);
+    else if (child) steps.push(`child ${child}`);
+    else if (marker?.markerName === 'core_local_activity') {
+      const data = marker.details?.data?.payloads?.[0]?.data;
+      const type = data ? (JSON.parse(Buffer.from(data).toString('utf8')) as { activity_type?: string }).activity_type : undefined;
+      steps.push(`${type ?? 'local activity'} (local)`);
+    }
+  }
+  return steps;
 }

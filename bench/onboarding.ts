@@ -17,9 +17,9 @@ import { ensureBrand } from '../infra/brands';
 import { createLogger } from '../infra/logger';
 import { createMailer } from '../infra/mailer';
 import { locateBinary, sdkExecutable, TEMPORAL_CLI } from '../infra/temporal-binaries';
-import { createWorker } from '../workers/worker';
+import { BURST_TUNING, createWorker, DEFAULT_MAX_CACHED_WORKFLOWS } from '../workers/worker';
 import { SEARCH_ATTRIBUTE_KEYS } from '../workflows/shared';
-import { BenchInfra, progress, WEBHOOK_SECRET } from './infra';
+import { BenchInfra, progress, stepsOf, WEBHOOK_SECRET } from './infra';
 
 export interface OnboardingOptions {
   customers: number;
@@ -93,6 +93,8 @@ export async function benchOnboarding(infra: BenchInfra, opts: OnboardingOptions
     taskQueue: bareQueue,
     workflowBundle: bareBundle,
     activities: { noop: async () => undefined },
+    maxCachedWorkflows: DEFAULT_MAX_CACHED_WORKFLOWS,
+    ...BURST_TUNING, // the same worker settings as the real one
   });
   const runs = [worker.run(), bareWorker.run()];
   const app = createApp({ temporal: env.client, db, logger: createLogger('silent'), config: { taskQueue }, defaultMetrics: false, gateway });
@@ -137,9 +139,7 @@ export async function benchOnboarding(infra: BenchInfra, opts: OnboardingOptions
     const history = await env.client.workflow.getHandle(customerWorkflowId(brandId, sampleId)).fetchHistory();
     const events = history.events ?? [];
     // Activities and child workflows (messages go through a communication child workflow): each counts as one step.
-    const steps = events
-      .map((e) => e.activityTaskScheduledEventAttributes?.activityType?.name ?? (e.startChildWorkflowExecutionInitiatedEventAttributes ? `child ${e.startChildWorkflowExecutionInitiatedEventAttributes.workflowType?.name}` : undefined))
-      .filter((n): n is string => !!n);
+    const steps = stepsOf(events);
     const activities = steps.length;
     progress(`onboarding: one onboarding runs ${steps.join(', ')} (${events.length} history events so far); warm-up…`);
     for (let i = 0; i < Math.min(opts.concurrency, 10); i += 1) await onboard();

@@ -29,6 +29,7 @@ import { DisputeErrorTypes } from '../domain/disputes';
 import { MessagesInFlight, tell } from './notify';
 import {
   CancelRequest,
+  CommunicationRequest,
   CancelResult,
   cancelUpdate,
   changePlanUpdate,
@@ -96,6 +97,12 @@ const PATCHES = {
   upgradeOffers: 'upgrade-offers',
   /** A chargeback opens a dispute workflow instead of only telling the customer. */
   chargebackDisputes: 'chargeback-disputes',
+  /**
+   * A message child is started without waiting for the server to confirm the start (the invoice
+   * email no longer holds up the charge). Asked once, first thing in every run, and implies the
+   * three above: every patched() call costs a marker and a TemporalChangeVersion upsert.
+   */
+  messagesNotAwaited: 'messages-not-awaited',
 } as const;
 
 const PLAN_CODE = /^[a-z0-9][a-z0-9_-]{0,39}$/;
@@ -167,6 +174,10 @@ export async function customerWorkflow(input: CustomerWorkflowInput): Promise<vo
   if (!input.brandId || !input.customerId || !input.email) {
     throw ApplicationFailure.nonRetryable('brandId, customerId and email are required', ErrorTypes.INVALID_INPUT);
   }
+  // One patch per run (docs/workflow-changes.md): runs started on this code take every change
+  // below; histories from before replay through the patches they recorded where they recorded them.
+  const current = patched(PATCHES.messagesNotAwaited);
+  const has = (patch: string) => current || patched(patch);
   const firstRun = !input.carried;
   const state: CustomerState = input.carried ?? initialState(input);
   // States carried from runs that predate plan changes, cancellation and disputes.
@@ -480,7 +491,7 @@ export async function customerWorkflow(input: CustomerWorkflowInput): Promise<vo
     }
     // In dunning, the next retry charges this invoice together with the older ones.
     if (!state.dunning) await collectOrStartDunning();
-    if (patched(PATCHES.upgradeOffers)) await offerUpgrade(current, invoice.invoiceId, period);
+    if (has(PATCHES.upgradeOffers)) await offerUpgrade(current, invoice.invoiceId, period);
   }
 
   /** When the usage just billed says a bigger plan would serve the customer better, say so (once a period). */
@@ -498,7 +509,7 @@ export async function customerWorkflow(input: CustomerWorkflowInput): Promise<vo
   /** Acts on what signal handlers queued: chargebacks to open, disputes to start, a balance to re-read. */
   async function handleNews(): Promise<void> {
     for (let cb = chargebacksToOpen.shift(); cb; cb = chargebacksToOpen.shift()) {
-      if (!patched(PATCHES.chargebackDisputes)) {
+      if (!has(PATCHES.chargebackDisputes)) {
         outbox.push({
           category: 'transactional',
           dedupeKey: `chargeback:${cb.chargebackId}`,
@@ -821,10 +832,16 @@ export async function customerWorkflow(input: CustomerWorkflowInput): Promise<vo
     for (let msg = outbox.shift(); msg; msg = outbox.shift()) await say(msg);
   }
 
+  /** Starts a message child; since 'messages-not-awaited' without waiting for the server to confirm the start. */
+  async function startMessage(req: CommunicationRequest): Promise<void> {
+    if (current) messages.send(req);
+    else messages.track(await tell(req));
+  }
+
   /** Tells the customer something: by a communication workflow child (older runs: the outbox activity). */
   async function say(msg: Message): Promise<void> {
-    if (patched(PATCHES.communication)) {
-      messages.track(await tell({ brandId: state.brandId, customerId: state.customerId, recipient: state.email, ...msg }));
+    if (has(PATCHES.communication)) {
+      await startMessage({ brandId: state.brandId, customerId: state.customerId, recipient: state.email, ...msg });
       return;
     }
     await bookkeeping.sendLifecycleMessage({
@@ -987,8 +1004,8 @@ export async function customerWorkflow(input: CustomerWorkflowInput): Promise<vo
         },
       ].slice(-INVOICE_HISTORY_LIMIT);
     }
-    if (patched(PATCHES.communication)) {
-      messages.track(await tell({
+    if (has(PATCHES.communication)) {
+      await startMessage({
         brandId: state.brandId,
         customerId: state.customerId,
         recipient: state.email,
@@ -996,7 +1013,7 @@ export async function customerWorkflow(input: CustomerWorkflowInput): Promise<vo
         category: 'transactional',
         template: 'invoice-ready',
         data: { invoiceId: invoice.invoiceId, number: invoice.number },
-      }));
+      });
     } else {
       await bookkeeping.presentInvoice({ brandId: state.brandId, invoiceId: invoice.invoiceId });
     }

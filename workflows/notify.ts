@@ -4,7 +4,7 @@
  * customer workflow continues as new), and a second start of the same message is a no-op.
  */
 import { WorkflowExecutionAlreadyStartedError, type Duration } from '@temporalio/common';
-import { condition, ParentClosePolicy, startChild, type ChildWorkflowHandle } from '@temporalio/workflow';
+import { ChildWorkflowFailure, condition, log, ParentClosePolicy, startChild, type ChildWorkflowHandle } from '@temporalio/workflow';
 import { communicationWorkflowId, CommunicationRequest } from './shared';
 
 /** Returns the child's handle, or undefined when this message was started before. */
@@ -38,6 +38,24 @@ export class MessagesInFlight {
     child
       .result()
       .catch(() => undefined)
+      .finally(() => {
+        this.count -= 1;
+      });
+  }
+
+  /**
+   * Starts a message and tracks it without waiting for the server to confirm the start, so the
+   * workflow's next step (a charge after the invoice email, say) runs in the same workflow task.
+   */
+  send(req: CommunicationRequest): void {
+    this.count += 1;
+    tell(req)
+      .then((child) => child?.result())
+      .catch((err) => {
+        // A start the server refused for another reason than a duplicate, or a message that failed:
+        // both are on record (the communications table, the child's history); billing goes on.
+        if (!(err instanceof ChildWorkflowFailure)) log.warn('message not started', { dedupeKey: req.dedupeKey, error: (err as Error).message });
+      })
       .finally(() => {
         this.count -= 1;
       });

@@ -49,7 +49,10 @@ describe('record replay histories', function () {
       await setPolicy(db, brand, 'communication', { quietHours: null, defaultTimeZone: 'UTC', optOutAllowed: ['marketing', 'usage', 'nurture', 'upgrade_offers'] });
       const taskQueue = uniqueId('tq');
       const worker = await Worker.create({ connection: env.nativeConnection, taskQueue, workflowBundle: await workflowBundle(), activities: testActivities(db) });
-      const save = async (name: string, workflowId: string, runId?: string) => {
+      // RECORD_SUFFIX=-<patch> records every path again under new names, next to the histories
+      // of older code (which keep the old branches covered).
+      const save = async (path_: string, workflowId: string, runId?: string) => {
+        const name = `${path_}${process.env.RECORD_SUFFIX ?? ''}`;
         if (fs.existsSync(path.join(OUT, `${name}.binpb`)) && process.env.RECORD_OVERWRITE !== '1') return;
         const history = await env.client.workflow.getHandle(workflowId, runId).fetchHistory();
         fs.mkdirSync(OUT, { recursive: true });
