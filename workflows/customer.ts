@@ -176,8 +176,8 @@ export async function customerWorkflow(input: CustomerWorkflowInput): Promise<vo
   }
   // One patch per run (docs/workflow-changes.md): runs started on this code take every change
   // below; histories from before replay through the patches they recorded where they recorded them.
-  const current = patched(PATCHES.messagesNotAwaited);
-  const has = (patch: string) => current || patched(patch);
+  const latest = patched(PATCHES.messagesNotAwaited);
+  const has = (patch: string) => latest || patched(patch);
   const firstRun = !input.carried;
   const state: CustomerState = input.carried ?? initialState(input);
   // States carried from runs that predate plan changes, cancellation and disputes.
@@ -834,7 +834,7 @@ export async function customerWorkflow(input: CustomerWorkflowInput): Promise<vo
 
   /** Starts a message child; since 'messages-not-awaited' without waiting for the server to confirm the start. */
   async function startMessage(req: CommunicationRequest): Promise<void> {
-    if (current) messages.send(req);
+    if (latest) messages.send(req);
     else messages.track(await tell(req));
   }
 
