@@ -527,10 +527,6 @@ export async function benchClose(infra: BenchInfra, opts: CloseOptions): Promise
       }
       const ms = Date.now() - T;
       const cpuMs = (await worker.cpu()) - cpuAtT;
-      // A run goes on after its charge (the upgrade check, then continue-as-new): the run sampled
-      // below for the close's steps closes before the worker stops.
-      const sample = client.workflow.getHandle(customerWorkflowId(brandId, ids[0]!), firstRunId);
-      for (let i = 0; i < 600 && (await sample.describe()).status.name === 'RUNNING'; i += 1) await sleep(100);
       const mem = await worker.stop();
       progress(`close baseline: ${done}/${ids.length} completed in ${(ms / 1000).toFixed(1)} s; worker peak RSS ${(mem.peakRssBytes / 2 ** 20).toFixed(0)} MiB`);
       baseline = { ms, done, complete: done >= ids.length, peakRssBytes: mem.peakRssBytes, maxRssBytes: mem.maxRssBytes, startedLate, setupMs, cpuMs };

@@ -20,7 +20,8 @@ export interface BenchResults {
   history?: HistoryResult;
   errors?: Array<{ part: string; message: string }>;
   generatedAt?: string;
-  mergedFrom?: { parts: string[]; generatedAt: string };
+  /** Parts taken from earlier runs (`BENCH_MERGE_JSON`), by the run that measured them. */
+  mergedFrom?: Array<{ parts: string[]; generatedAt: string }>;
 }
 
 const int = (n: number) => Math.round(n).toLocaleString('en-US');
@@ -39,8 +40,9 @@ const minutes = (msv: number) => `${(msv / 60_000).toFixed(2)} min (${(msv / 100
 export function table(results: BenchResults): string {
   const { ingest, onboarding, close, history } = results;
   const lines: string[] = [];
-  if (results.mergedFrom) {
-    lines.push(`The ${results.mergedFrom.parts.join(', ')} results are those of the run of ${results.mergedFrom.generatedAt} (same scripts, \`BENCH_MERGE_JSON\`); the rest was measured in this run.`, '');
+  if (results.mergedFrom?.length) {
+    const runs = results.mergedFrom.map((m) => `the ${m.parts.join(', ')} results are those of the run of ${m.generatedAt}`).join('; ');
+    lines.push(`${runs[0]!.toUpperCase()}${runs.slice(1)} (same scripts, \`BENCH_MERGE_JSON\`); the rest was measured in this run.`, '');
   }
   for (const e of results.errors ?? []) lines.push(`**The ${e.part} benchmark failed in this run:** ${e.message.replace(/\s+/g, ' ')}`, '');
   if (ingest) {
@@ -142,7 +144,12 @@ export function table(results: BenchResults): string {
     const completed = history.lengths.length > 1 ? history.lengths.slice(0, -1) : history.lengths;
     const min = Math.min(...completed);
     const max = Math.max(...completed);
-    const flat = min === max;
+    // Flat means no growth with the run's number: a run's count also depends on whether the invoice
+    // email it started had finished before the run's end (if not, the wait for it adds a timer and a
+    // workflow task), so runs take one of a few counts; the latest ones must take no more than the first.
+    const tenth = Math.max(1, Math.floor(completed.length / 10));
+    const flat = Math.max(...completed.slice(-tenth)) <= Math.max(...completed.slice(0, tenth));
+    const counts = [...new Set(completed)].sort((a, b) => a - b);
     const rr = history.lastReplayMs / history.firstReplayMs;
     const ra = history.lastAmortizedMs / history.firstAmortizedMs;
     lines.push(
@@ -150,7 +157,7 @@ export function table(results: BenchResults): string {
       '',
       '| measurement | value | target | met |',
       '|---|---:|---|---|',
-      `| history events per completed run, min / max (${completed.length} runs) | ${min} / ${max} | bounded (≤ ${HISTORY_EVENTS_BOUND}) and flat | ${pass(flat && max <= HISTORY_EVENTS_BOUND)} |`,
+      `| history events per completed run, min / max (${completed.length} runs; counts seen: ${counts.join(', ')}) | ${min} / ${max} | bounded (≤ ${HISTORY_EVENTS_BOUND}) and flat (the latest tenth of the runs no bigger than the first tenth) | ${pass(flat && max <= HISTORY_EVENTS_BOUND)} |`,
       `| history events of the first / latest completed run | ${completed[0]} / ${completed.at(-1)} | | |`,
       `| history events of the open run so far | ${history.lengths.at(-1)} | | |`,
       `| replay of the first run's history (median of ${history.replayRepeats}) | ${ms(history.firstReplayMs)} | | |`,

@@ -103,7 +103,11 @@ async function main(): Promise<void> {
     }
     for (const e of earlier.errors ?? []) if (merged.includes(e.part)) errors.push(e);
     const when = earlier.generatedAt ?? fs.statSync(process.env.BENCH_MERGE_JSON).mtime.toISOString();
-    if (merged.length) results.mergedFrom = { parts: merged, generatedAt: when };
+    // A part the earlier run had merged itself keeps the time of the run that measured it.
+    const origin = (part: string) => earlier.mergedFrom?.find((m) => m.parts.includes(part))?.generatedAt ?? when;
+    const byRun = new Map<string, string[]>();
+    for (const part of merged) byRun.set(origin(part), [...(byRun.get(origin(part)) ?? []), part]);
+    if (merged.length) results.mergedFrom = [...byRun].map(([generatedAt, parts]) => ({ parts, generatedAt }));
   }
   results.errors = errors;
   results.generatedAt = new Date().toISOString();
