@@ -30,7 +30,7 @@ export const DEFAULT_MAX_CACHED_WORKFLOWS = 500;
  *   queue, where it was replayed from its whole history: work thrown away exactly under load.
  * - One poll of the normal queue per sticky poll (SDK default 0.2): new runs and message workflows
  *   start on the normal queue, and at 0.2 they starved behind the sticky backlog — a 2,000-customer
- *   close stalled for a minute at a time (125–148 s at 0.2, 70–100 s at 1).
+ *   close stalled for a minute at a time (125–148 s at 0.2, 79–101 s at 1).
  */
 export const BURST_TUNING = {
   maxConcurrentWorkflowTaskExecutions: 100,

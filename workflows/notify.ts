@@ -48,17 +48,16 @@ export class MessagesInFlight {
    * workflow's next step (a charge after the invoice email, say) runs in the same workflow task.
    */
   send(req: CommunicationRequest): void {
-    this.count += 1;
-    tell(req)
-      .then((child) => child?.result())
-      .catch((err) => {
-        // A start the server refused for another reason than a duplicate, or a message that failed:
-        // both are on record (the communications table, the child's history); billing goes on.
-        if (!(err instanceof ChildWorkflowFailure)) log.warn('message not started', { dedupeKey: req.dedupeKey, error: (err as Error).message });
-      })
-      .finally(() => {
-        this.count -= 1;
-      });
+    this.track({
+      result: () =>
+        tell(req)
+          .then((child) => child?.result())
+          .catch((err) => {
+            // A start the server refused for another reason than a duplicate, or a message that failed:
+            // both are on record (the communications table, the child's history); billing goes on.
+            if (!(err instanceof ChildWorkflowFailure)) log.warn('message not started', { dedupeKey: req.dedupeKey, error: (err as Error).message });
+          }),
+    });
   }
 
   /** Waits (at most `timeout`) until every tracked message has ended; no timer when none is running. */
